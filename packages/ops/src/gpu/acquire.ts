@@ -1,0 +1,40 @@
+/**
+ * Finding a WebGPU implementation: `navigator.gpu` in browsers (and runtimes that have it), Dawn through
+ * the npm package `webgpu` in Node.
+ * @module
+ */
+/// <reference types="@webgpu/types" />
+
+/** Why no adapter could be had, with what to do about it. */
+export class NoAdapterError extends Error {
+  /** The message says how to get an adapter. */
+  constructor(detail: string) {
+    super(
+      `WebGPU: no adapter available (${detail}). Install a GPU driver with Vulkan, Metal or D3D12 support, ` +
+        'or on Linux without a GPU the software Vulkan driver (Mesa lavapipe: `apt-get install mesa-vulkan-drivers ' +
+        'libvulkan1`, Mesa 24 or newer). Tensors can still run on the CPU device.',
+    );
+    this.name = 'NoAdapterError';
+  }
+}
+
+/** A GPU entry point plus what must be dropped when done (Dawn keeps Node alive while its instance lives). */
+export interface GpuEntry {
+  /** The `navigator.gpu`-like object. */
+  gpu: GPU;
+  /** Where it came from. */
+  source: 'navigator' | 'dawn';
+}
+
+/** The platform's WebGPU entry point: `navigator.gpu` if present, else Dawn's Node binding. */
+export async function acquireGpu(): Promise<GpuEntry> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return { gpu: nav.gpu, source: 'navigator' };
+  let dawn: { create(flags: string[]): GPU };
+  try {
+    dawn = (await import('webgpu')) as unknown as typeof dawn;
+  } catch (error) {
+    throw new NoAdapterError(`the Node binding 'webgpu' could not be loaded: ${(error as Error).message}`);
+  }
+  return { gpu: dawn.create([]), source: 'dawn' };
+}

@@ -1,0 +1,392 @@
+/**
+ * The WebGPU device: storage in pooled GPU buffers, and an eager op API whose work is recorded into one
+ * command encoder and submitted in batches. Reading a result back flushes, so a decode step of a whole
+ * model is one submit.
+ * @module
+ */
+/// <reference types="@webgpu/types" />
+import type { Device, Storage } from '@proj/core';
+import { acquireGpu, NoAdapterError } from './acquire.js';
+import { describeAdapter, type GpuCaps, readCaps } from './caps.js';
+import { DeviceLostError, GpuOpError } from './errors.js';
+import { BufferPool } from './pool.js';
+import { BufferUsage, MAP_READ } from './usage.js';
+
+/** A buffer range bound to one `@binding` of a kernel. */
+export interface BufferBinding {
+  /** The buffer. */
+  buffer: GPUBuffer;
+  /** Start in bytes (a multiple of the storage offset alignment). */
+  offset: number;
+  /** Length in bytes (a multiple of 4). */
+  size: number;
+}
+
+/** One kernel launch, as ops describe it. */
+export interface Dispatch {
+  /** The op's name, used in error messages and GPU object labels. */
+  op: string;
+  /** Identifies the WGSL variant; the pipeline is compiled once per key and device. */
+  key: string;
+  /** Renders the WGSL; called only when the key is not cached yet. */
+  wgsl: () => string;
+  /** Storage bindings, `@binding(0)` upwards. */
+  buffers: BufferBinding[];
+  /** Uniform parameters, bound after the storage buffers (`@binding(buffers.length)`). */
+  uniforms?: Uint32Array | Float32Array | Int32Array;
+  /** Workgroup counts (each at most `maxWorkgroupsPerDimension`). */
+  workgroups: readonly [number, number?, number?];
+}
+
+/** Counters for benchmarks and memory tests. */
+export interface DeviceStats {
+  /** Kernel launches recorded. */
+  dispatches: number;
+  /** Queue submits. */
+  submits: number;
+  /** Pipelines compiled. */
+  pipelines: number;
+}
+
+/** Options of {@link createWebGpuDevice}. */
+export interface WebGpuDeviceOptions {
+  /** Ask for a low-power or high-performance adapter. */
+  powerPreference?: GPUPowerPreference;
+  /** Test hook: bind at most this many bytes per binding (to exercise split bindings on small tensors). */
+  maxStorageBindingSize?: number;
+  /** Enable `shader-f16` when the adapter offers it (default true). */
+  f16?: boolean;
+}
+
+const UNIFORM_ARENA_BYTES = 64 * 1024;
+const MAX_DISPATCHES_PER_SUBMIT = 2048;
+
+/** GPU memory holding one tensor. */
+export class GpuStorage implements Storage {
+  #freed = false;
+  /** @internal Made by {@link WebGpuDevice.alloc}. */
+  constructor(
+    readonly device: WebGpuDevice,
+    readonly buffer: GPUBuffer,
+    readonly byteLength: number,
+  ) {}
+  /** Returns the buffer to the device's pool (after the work queued so far). */
+  free(): void {
+    if (this.#freed) return;
+    this.#freed = true;
+    this.device.retire(this.buffer);
+  }
+}
+
+/** A WebGPU device for tensors. Create with {@link createWebGpuDevice}; `destroy()` when done. */
+export class WebGpuDevice implements Device {
+  /** Always `'webgpu'`. */
+  readonly kind = 'webgpu';
+  /** The adapter's description. */
+  readonly description: string;
+  /** What the adapter can do. */
+  readonly caps: GpuCaps;
+  /** Dispatch, submit and pipeline counters. */
+  readonly stats: DeviceStats = { dispatches: 0, submits: 0, pipelines: 0 };
+  /** The underlying device, for code that needs raw WebGPU. */
+  readonly gpu: GPUDevice;
+
+  readonly #pool: BufferPool;
+  readonly #pipelines = new Map<string, GPUComputePipeline>();
+  #encoder: GPUCommandEncoder | undefined;
+  #pass: GPUComputePassEncoder | undefined;
+  #dispatchesInBatch = 0;
+  #retired: GPUBuffer[] = [];
+  #uniformData = new Uint8Array(UNIFORM_ARENA_BYTES);
+  #uniformUsed = 0;
+  #uniformBuffer: GPUBuffer | undefined;
+  readonly #freeUniformBuffers: GPUBuffer[] = [];
+  #pendingErrors: Promise<GpuOpError | undefined>[] = [];
+  #lost: string | undefined;
+  #release: (() => void) | undefined;
+
+  /** @internal Use {@link createWebGpuDevice}. */
+  constructor(adapter: GPUAdapter, device: GPUDevice, release: () => void, options: WebGpuDeviceOptions) {
+    this.gpu = device;
+    this.#release = release;
+    const caps = readCaps(adapter, device);
+    if (options.maxStorageBindingSize) {
+      caps.maxStorageBindingSize = Math.min(caps.maxStorageBindingSize, options.maxStorageBindingSize);
+    }
+    this.caps = caps;
+    this.description = describeAdapter(adapter);
+    this.#pool = new BufferPool((size) => this.#createBuffer('alloc', size));
+    void device.lost.then((info) => {
+      this.#lost = info.message || info.reason || 'unknown reason';
+    });
+  }
+
+  /** Memory counters of the buffer pool. */
+  get memory(): Readonly<{ created: number; liveBytes: number; pooledBytes: number }> {
+    return this.#pool.stats;
+  }
+
+  #createBuffer(op: string, size: number): GPUBuffer {
+    this.#checkAlive(op);
+    if (size > this.caps.maxBufferSize) {
+      throw new GpuOpError(
+        op,
+        `a buffer of ${size} bytes exceeds the device limit maxBufferSize = ${this.caps.maxBufferSize}`,
+      );
+    }
+    this.gpu.pushErrorScope('out-of-memory');
+    const buffer = this.gpu.createBuffer({
+      label: op,
+      size,
+      usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST,
+    });
+    this.#watch(op, this.gpu.popErrorScope());
+    return buffer;
+  }
+
+  #watch(op: string, scope: Promise<GPUError | null>): void {
+    this.#pendingErrors.push(scope.then((e) => (e ? new GpuOpError(op, e.message) : undefined)));
+  }
+
+  #checkAlive(op: string): void {
+    if (this.#lost !== undefined) throw new DeviceLostError(op, this.#lost);
+    if (!this.#release) throw new DeviceLostError(op, 'destroy() was called');
+  }
+
+  /** Uninitialised storage of `byteLength` bytes from the pool. */
+  alloc(byteLength: number): GpuStorage {
+    return new GpuStorage(this, this.#pool.acquire(byteLength), byteLength);
+  }
+
+  /** Storage holding a copy of `bytes`. */
+  upload(bytes: Uint8Array): GpuStorage {
+    const storage = this.alloc(bytes.byteLength);
+    const aligned = bytes.byteLength - (bytes.byteLength % 4);
+    if (aligned > 0) this.gpu.queue.writeBuffer(storage.buffer, 0, bytes, 0, aligned);
+    if (aligned < bytes.byteLength) {
+      const tail = new Uint8Array(4);
+      tail.set(bytes.subarray(aligned));
+      this.gpu.queue.writeBuffer(storage.buffer, aligned, tail);
+    }
+    return storage;
+  }
+
+  /** @internal Called when storage is freed: the buffer returns to the pool after the pending batch. */
+  retire(buffer: GPUBuffer): void {
+    if (!this.#release) buffer.destroy();
+    else if (this.#encoder) this.#retired.push(buffer);
+    else this.#pool.release(buffer);
+  }
+
+  /** The bytes of `storage`, after all work queued so far. */
+  async read(storage: Storage): Promise<Uint8Array> {
+    const src = storage as GpuStorage;
+    this.#checkAlive('read');
+    const size = Math.ceil(src.byteLength / 4) * 4;
+    const staging = this.gpu.createBuffer({
+      label: 'read',
+      size: Math.max(size, 4),
+      usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST,
+    });
+    try {
+      this.#endPass();
+      const encoder = this.#encoder ?? this.gpu.createCommandEncoder();
+      this.#encoder = encoder;
+      if (size > 0) encoder.copyBufferToBuffer(src.buffer, 0, staging, 0, size);
+      this.flush();
+      await this.#throwPendingErrors();
+      await staging.mapAsync(MAP_READ);
+      return new Uint8Array(staging.getMappedRange()).slice(0, src.byteLength);
+    } catch (error) {
+      if (this.#lost !== undefined && !(error instanceof DeviceLostError))
+        throw new DeviceLostError('read', this.#lost);
+      throw error;
+    } finally {
+      if (staging.mapState === 'mapped') staging.unmap();
+      staging.destroy();
+    }
+  }
+
+  /** Waits for all submitted work and throws the first GPU error any op raised since the last check. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.#throwPendingErrors();
+    await this.gpu.queue.onSubmittedWorkDone();
+    if (this.#lost !== undefined) throw new DeviceLostError('sync', this.#lost);
+  }
+
+  async #throwPendingErrors(): Promise<void> {
+    const pending = this.#pendingErrors;
+    this.#pendingErrors = [];
+    for (const error of await Promise.all(pending)) if (error) throw error;
+  }
+
+  #pipeline(d: Dispatch): GPUComputePipeline {
+    let pipeline = this.#pipelines.get(d.key);
+    if (!pipeline) {
+      this.gpu.pushErrorScope('validation');
+      const module = this.gpu.createShaderModule({ label: d.key, code: d.wgsl() });
+      pipeline = this.gpu.createComputePipeline({
+        label: d.key,
+        layout: 'auto',
+        compute: { module, entryPoint: 'main' },
+      });
+      this.#watch(d.op, this.gpu.popErrorScope());
+      this.#pipelines.set(d.key, pipeline);
+      this.stats.pipelines++;
+    }
+    return pipeline;
+  }
+
+  /** Records one kernel launch into the current batch. */
+  dispatch(d: Dispatch): void {
+    this.#checkAlive(d.op);
+    const max = this.caps.maxWorkgroupsPerDimension;
+    const [x, y = 1, z = 1] = d.workgroups;
+    if (x > max || y > max || z > max) {
+      throw new GpuOpError(
+        d.op,
+        `dispatch of [${x}, ${y}, ${z}] workgroups exceeds maxComputeWorkgroupsPerDimension = ${max}`,
+      );
+    }
+    if (x * y * z === 0) return;
+    const pipeline = this.#pipeline(d);
+    const entries: GPUBindGroupEntry[] = d.buffers.map((b, binding) => ({
+      binding,
+      resource: { buffer: b.buffer, offset: b.offset, size: b.size },
+    }));
+    if (d.uniforms) entries.push({ binding: entries.length, resource: this.#uniformSlot(d.uniforms) });
+    this.gpu.pushErrorScope('validation');
+    const bindGroup = this.gpu.createBindGroup({
+      label: d.op,
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+    });
+    const pass = this.#beginPass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.#watch(d.op, this.gpu.popErrorScope());
+    this.stats.dispatches++;
+    if (++this.#dispatchesInBatch >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  #uniformSlot(data: ArrayBufferView): GPUBufferBinding {
+    const align = this.caps.uniformOffsetAlignment;
+    const size = Math.ceil(data.byteLength / 16) * 16;
+    if (this.#uniformUsed + size > UNIFORM_ARENA_BYTES) this.flush();
+    if (!this.#uniformBuffer) {
+      this.#uniformBuffer =
+        this.#freeUniformBuffers.pop() ??
+        this.gpu.createBuffer({
+          label: 'uniforms',
+          size: UNIFORM_ARENA_BYTES,
+          usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
+        });
+    }
+    const offset = this.#uniformUsed;
+    this.#uniformData.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), offset);
+    this.#uniformUsed = Math.ceil((offset + size) / align) * align;
+    return { buffer: this.#uniformBuffer, offset, size };
+  }
+
+  #beginPass(): GPUComputePassEncoder {
+    if (!this.#pass) {
+      this.#encoder ??= this.gpu.createCommandEncoder();
+      this.#pass = this.#encoder.beginComputePass();
+    }
+    return this.#pass;
+  }
+
+  #endPass(): void {
+    this.#pass?.end();
+    this.#pass = undefined;
+  }
+
+  /** Submits the recorded work (reads call this; call it yourself to start work early). */
+  flush(): void {
+    if (!this.#encoder) return;
+    this.#endPass();
+    const uniforms = this.#uniformBuffer;
+    if (uniforms && this.#uniformUsed > 0) {
+      this.gpu.queue.writeBuffer(uniforms, 0, this.#uniformData, 0, this.#uniformUsed);
+    }
+    this.gpu.queue.submit([this.#encoder.finish()]);
+    this.stats.submits++;
+    this.#encoder = undefined;
+    this.#dispatchesInBatch = 0;
+    // Queue order makes these safe to reuse now: later writes and submits run after this submit.
+    if (uniforms) this.#freeUniformBuffers.push(uniforms);
+    this.#uniformBuffer = undefined;
+    this.#uniformUsed = 0;
+    for (const b of this.#retired) this.#pool.release(b);
+    this.#retired = [];
+  }
+
+  /** Frees pooled buffers that no tensor uses. */
+  trim(): void {
+    this.flush();
+    this.#pool.trim();
+  }
+
+  /** Destroys the device and lets Node exit; tensors on it become unusable. Safe to call twice. */
+  destroy(): void {
+    if (!this.#release) return;
+    this.#pass?.end();
+    this.#pass = undefined;
+    this.#encoder = undefined;
+    this.#pool.trim();
+    for (const b of this.#freeUniformBuffers) b.destroy();
+    this.gpu.destroy();
+    this.#release();
+    this.#release = undefined;
+  }
+
+  /** So that `using gpu = await createWebGpuDevice()` destroys it at the end of the block. */
+  [Symbol.dispose](): void {
+    this.destroy();
+  }
+}
+
+/**
+ * Creates a WebGPU device with the adapter's full buffer limits and `shader-f16` where offered.
+ * Throws {@link NoAdapterError} (saying how to get one) when there is no adapter.
+ *
+ * @example
+ * ```ts
+ * import { createWebGpuDevice } from '@proj/ops';
+ * const gpu = await createWebGpuDevice();
+ * console.log(gpu.description);
+ * gpu.destroy(); // lets Node exit
+ * ```
+ */
+export async function createWebGpuDevice(options: WebGpuDeviceOptions = {}): Promise<WebGpuDevice> {
+  let entry: Awaited<ReturnType<typeof acquireGpu>> | undefined = await acquireGpu();
+  const release = () => {
+    entry = undefined; // drop Dawn's instance so Node can exit
+  };
+  const adapter = await entry.gpu.requestAdapter(
+    options.powerPreference ? { powerPreference: options.powerPreference } : {},
+  );
+  if (!adapter) {
+    release();
+    throw new NoAdapterError(`requestAdapter() returned null via ${entry?.source ?? 'webgpu'}`);
+  }
+  const wanted: GPUFeatureName[] = [];
+  if (options.f16 !== false && adapter.features.has('shader-f16')) wanted.push('shader-f16');
+  if (adapter.features.has('subgroups')) wanted.push('subgroups' as GPUFeatureName);
+  const l = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredFeatures: wanted,
+    requiredLimits: {
+      maxBufferSize: l.maxBufferSize,
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+    },
+  });
+  return new WebGpuDevice(adapter, device, release, options);
+}

@@ -1,0 +1,97 @@
+/**
+ * What every op shares: finding the device its inputs live on, binding tensors to kernels, packing uniform
+ * parameters and sizing dispatch grids. An op file uses these and holds only its own math.
+ * @module
+ */
+import { type Device, formatShape, type Tensor } from '@proj/core';
+import { type BufferBinding, type GpuStorage, WebGpuDevice } from './gpu/device.js';
+import { GpuOpError } from './gpu/errors.js';
+
+/** The device all `tensors` live on; throws naming the op when they are on different devices. */
+export function deviceOf(op: string, ...tensors: Tensor[]): Device {
+  const device = tensors[0]!.device;
+  for (const t of tensors) {
+    if (t.device !== device)
+      throw new Error(`${op}: inputs are on different devices (${tensors.map(String).join(', ')})`);
+  }
+  return device;
+}
+
+/** True when `device` is a WebGPU device (then the op runs its kernel, else its CPU reference). */
+export function isGpu(device: Device): device is WebGpuDevice {
+  return device instanceof WebGpuDevice;
+}
+
+/** Binds a whole tensor; throws naming the op when it is larger than one binding may be. */
+export function bind(op: string, t: Tensor): BufferBinding {
+  const storage = t.storage as GpuStorage;
+  const max = storage.device.caps.maxStorageBindingSize;
+  if (storage.byteLength > max) {
+    throw new GpuOpError(
+      op,
+      `${t} is ${storage.byteLength} bytes, over maxStorageBufferBindingSize = ${max}; this op does not split its bindings`,
+    );
+  }
+  return { buffer: storage.buffer, offset: 0, size: Math.max(4, Math.ceil(storage.byteLength / 4) * 4) };
+}
+
+/** Binds `byteLength` bytes of `t` from `byteOffset` (offset must respect the storage alignment). */
+export function bindRange(t: Tensor, byteOffset: number, byteLength: number): BufferBinding {
+  const storage = t.storage as GpuStorage;
+  return { buffer: storage.buffer, offset: byteOffset, size: Math.max(4, Math.ceil(byteLength / 4) * 4) };
+}
+
+/** Packs uniform parameters: each value is one 4-byte slot, in declaration order. */
+export class Params {
+  readonly #words: number[] = [];
+  readonly #kinds: ('u32' | 'i32' | 'f32')[] = [];
+  /** Appends an unsigned integer. */
+  u32(value: number): this {
+    this.#words.push(value >>> 0);
+    this.#kinds.push('u32');
+    return this;
+  }
+  /** Appends a signed integer. */
+  i32(value: number): this {
+    this.#words.push(value | 0);
+    this.#kinds.push('i32');
+    return this;
+  }
+  /** Appends a float. */
+  f32(value: number): this {
+    this.#words.push(value);
+    this.#kinds.push('f32');
+    return this;
+  }
+  /** The packed bytes (padded to 16 bytes, as uniform structs are). */
+  data(): Uint32Array {
+    const out = new Uint32Array(Math.ceil(this.#words.length / 4) * 4 || 4);
+    const f = new Float32Array(out.buffer);
+    const i = new Int32Array(out.buffer);
+    this.#words.forEach((w, k) => {
+      const kind = this.#kinds[k];
+      if (kind === 'f32') f[k] = w;
+      else if (kind === 'i32') i[k] = w;
+      else out[k] = w;
+    });
+    return out;
+  }
+}
+
+/**
+ * Splits `count` workgroups into an `[x, y]` grid that respects the per-dimension limit; kernels recover
+ * the linear index as `wid.y * nx + wid.x` with `nx = num_workgroups.x` and skip indices past `count`.
+ */
+export function grid(count: number, maxPerDim: number): [number, number] {
+  if (count <= maxPerDim) return [count, 1];
+  const y = Math.ceil(count / maxPerDim);
+  return [Math.ceil(count / y), y];
+}
+
+/** Throws naming the op unless every tensor is a float dtype. */
+export function checkFloat(op: string, ...tensors: Tensor[]): void {
+  for (const t of tensors) {
+    if (t.dtype === 'i32' || t.dtype === 'u32')
+      throw new Error(`${op}: expected a float tensor, got ${t.dtype} ${formatShape(t.shape)}`);
+  }
+}

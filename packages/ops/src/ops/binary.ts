@@ -1,0 +1,91 @@
+/**
+ * Elementwise `add` and `mul`. Broadcast rule: `b` has the shape of `a` or of a trailing part of it
+ * (`[S, D] + [D]` adds a row vector to every row); the result has `a`'s shape and is f32.
+ * @module
+ */
+import {
+  broadcastShape,
+  type Check,
+  cpuFloats,
+  empty,
+  type IsSuffixOf,
+  type Shape,
+  type Tensor,
+  tensor,
+} from '@proj/core';
+import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
+import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
+
+type BinaryCheck<A extends Shape, B extends Shape> = Check<
+  IsSuffixOf<B, A>,
+  'elementwise: b must have the shape of a or of a trailing part of it'
+>;
+
+const WORKGROUP = 256;
+
+/** The CPU reference: `out[i] = op(a[i], b[i % b.length])`. */
+export function binaryReference(kind: 'add' | 'mul', a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length);
+  const n = b.length;
+  if (kind === 'add') for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i % n]!;
+  else for (let i = 0; i < a.length; i++) out[i] = a[i]! * b[i % n]!;
+  return out;
+}
+
+function binary<A extends Shape>(kind: 'add' | 'mul', a: Tensor<A>, b: Tensor): Tensor<A, 'f32'> {
+  broadcastShape(kind, a.shape, b.shape);
+  checkFloat(kind, a, b);
+  const device = deviceOf(kind, a, b);
+  if (!isGpu(device)) return tensor(binaryReference(kind, cpuFloats(a), cpuFloats(b)), a.shape);
+  const out = empty(a.shape, 'f32', device);
+  const [x, y] = grid(Math.ceil(a.numel / WORKGROUP), device.caps.maxWorkgroupsPerDimension);
+  const symbol = kind === 'add' ? '+' : '*';
+  device.dispatch({
+    op: kind,
+    key: `${kind}:${a.dtype}:${b.dtype}`,
+    wgsl: () => `
+${declare(0, 'a', a.dtype)}
+${declare(1, 'b', b.dtype)}
+${declare(2, 'out', 'f32', 'read_write')}
+${params(3, { n: 'u32', nb: 'u32' })}
+${loader('a', a.dtype)}
+${loader('b', b.dtype)}
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  ${LINEAR_WORKGROUP}
+  let i = wg * ${WORKGROUP}u + lid;
+  if (i >= p.n) { return; }
+  out[i] = a_at(i) ${symbol} b_at(i % p.nb);
+}`,
+    buffers: [bind(kind, a), bind(kind, b), bind(kind, out)],
+    uniforms: new Params().u32(a.numel).u32(b.numel).data(),
+    workgroups: [x, y],
+  });
+  return out;
+}
+
+/**
+ * `a + b`, elementwise (see the module's broadcast rule).
+ *
+ * @example
+ * ```ts
+ * import { tensor } from '@proj/core';
+ * import { add } from '@proj/ops';
+ * const y = add(tensor([1, 2, 3, 4], [2, 2]), tensor([10, 20], [2]));
+ * console.log(await y.toArray()); // Float32Array [11, 22, 13, 24]
+ * ```
+ */
+export function add<A extends Shape, B extends Shape>(
+  a: Tensor<A>,
+  b: Tensor<B> & BinaryCheck<A, B>,
+): Tensor<A, 'f32'> {
+  return binary('add', a, b);
+}
+
+/** `a * b`, elementwise (see the module's broadcast rule). */
+export function mul<A extends Shape, B extends Shape>(
+  a: Tensor<A>,
+  b: Tensor<B> & BinaryCheck<A, B>,
+): Tensor<A, 'f32'> {
+  return binary('mul', a, b);
+}
