@@ -7,7 +7,9 @@
  */
 export * from './device.js';
 export * from './dtype.js';
+export * from './io/index.js';
 export * from './random.js';
+export * from './safetensors/index.js';
 export * from './scope.js';
 export * from './shape.js';
 export * from './tensor.js';

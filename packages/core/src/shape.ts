@@ -28,26 +28,29 @@ export function dim<Name extends string>(name: Name, size: number): Dim<Name> {
 /** The name of a named dim, or `never` for literal and plain dims. */
 export type DimNameOf<N> = N extends { readonly [dimName]: infer Name } ? Name : never;
 
-type IsPlain<N> = number extends N ? true : false;
-type IsNamed<N> = [DimNameOf<N>] extends [never] ? false : true;
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** True when `N` is plain `number` (neither a literal nor a named dim). */
+export type IsPlainDim<N> = number extends N ? true : false;
+/** True when `N` is a named dim. */
+export type IsNamedDim<N> = [DimNameOf<N>] extends [never] ? false : true;
+/** True when `A` and `B` are the same type. */
+export type SameType<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 
 /**
  * Whether two dims may be equal, as far as the compiler can tell: plain dims match anything, two literals
  * must be equal, two named dims must have the same name; a literal and a named dim are left to run time.
  */
 export type DimsMatch<A, B> =
-  IsPlain<A> extends true
+  IsPlainDim<A> extends true
     ? true
-    : IsPlain<B> extends true
+    : IsPlainDim<B> extends true
       ? true
-      : IsNamed<A> extends true
-        ? IsNamed<B> extends true
-          ? Same<DimNameOf<A>, DimNameOf<B>>
+      : IsNamedDim<A> extends true
+        ? IsNamedDim<B> extends true
+          ? SameType<DimNameOf<A>, DimNameOf<B>>
           : true
-        : IsNamed<B> extends true
+        : IsNamedDim<B> extends true
           ? true
-          : Same<A, B>;
+          : SameType<A, B>;
 
 /** Whether two shapes may be equal: same rank (when known) and every pair of dims matching. */
 export type ShapesMatch<A extends Shape, B extends Shape> = number extends A['length'] | B['length']

@@ -16,7 +16,8 @@ import {
 import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
 import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
 
-type BinaryCheck<A extends Shape, B extends Shape> = Check<
+/** The compile-time broadcast rule of `add` and `mul`. */
+export type BinaryCheck<A extends Shape, B extends Shape> = Check<
   IsSuffixOf<B, A>,
   'elementwise: b must have the shape of a or of a trailing part of it'
 >;

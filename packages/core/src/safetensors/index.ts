@@ -1,0 +1,11 @@
+/**
+ * Browser-safe safetensors reading and writing. File-system helpers (`openSafetensors`, `openCheckpoint`,
+ * `writeSafetensorsFile`) are exported from `@proj/core/node`.
+ * @module
+ */
+export * from './dtypes.js';
+export * from './errors.js';
+export * from './header.js';
+export * from './reader.js';
+export * from './sharded.js';
+export * from './writer.js';
