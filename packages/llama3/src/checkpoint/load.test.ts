@@ -1,0 +1,108 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randn } from '@proj/core';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { LlamaConfig } from '../config.js';
+import { generate } from '../generate.js';
+import type { Llama } from '../model.js';
+import { randomHfTensors, randomLlama, writeHfCheckpoint } from '../random-model.js';
+import { interleavedToHalfSplit, loadLlama } from './load.js';
+
+const TINY: LlamaConfig = {
+  hiddenSize: 16,
+  layers: 2,
+  heads: 4,
+  kvHeads: 2,
+  headDim: 4,
+  intermediateSize: 24,
+  vocabSize: 40,
+  rmsNormEps: 1e-5,
+  ropeTheta: 10000,
+  ropeScaling: null,
+  tieWordEmbeddings: true,
+  maxPositions: 64,
+  bosTokenId: 1,
+  eosTokenIds: [2],
+};
+
+const root = mkdtempSync(join(tmpdir(), 'llama3-load-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('loadLlama', () => {
+  it('loads what writeHfCheckpoint wrote and computes the same as the in-memory model', async () => {
+    const dir = await writeHfCheckpoint(join(root, 'ok'), TINY, randomHfTensors(TINY, { seed: 3 }));
+    const progress: number[] = [];
+    const loaded = await loadLlama(dir, { onProgress: (p) => progress.push(p.loadedBytes) });
+    const memory = randomLlama(TINY, { seed: 3 });
+    expect(progress.length).toBe(2 + 9 * TINY.layers); // embedding, norm, 9 per layer (tied: no head)
+    expect(progress).toEqual([...progress].sort((x, y) => x - y));
+    const greedy = async (m: Llama) => {
+      const ids: number[] = [];
+      for await (const t of generate(m, [1, 5, 9, 3], { temperature: 0, maxNewTokens: 8, stopIds: [] }))
+        ids.push(t.id);
+      return ids;
+    };
+    const ids = await greedy(loaded);
+    expect(ids).toHaveLength(8);
+    expect(ids).toEqual(await greedy(memory));
+    loaded.dispose();
+    memory.dispose();
+  });
+
+  it('names the tensor whose shape does not match the config', async () => {
+    const tensors = randomHfTensors(TINY);
+    tensors.set('model.layers.1.mlp.up_proj.weight', randn([25, 16], { dtype: 'bf16' }));
+    const dir = await writeHfCheckpoint(join(root, 'shape'), TINY, tensors);
+    await expect(loadLlama(dir)).rejects.toThrow(
+      'checkpoint tensor model.layers.1.mlp.up_proj.weight has shape [25, 16], but the config implies [24, 16]',
+    );
+  });
+
+  it('lists missing tensors and reports unexpected ones (an error when strict)', async () => {
+    const tensors = randomHfTensors(TINY);
+    tensors.delete('model.norm.weight');
+    const missing = await writeHfCheckpoint(join(root, 'missing'), TINY, tensors);
+    await expect(loadLlama(missing)).rejects.toThrow(
+      'checkpoint is missing 1 tensor(s) the config implies: model.norm.weight',
+    );
+
+    const extra = randomHfTensors(TINY);
+    extra.set('model.layers.0.self_attn.q_proj.bias', randn([16]));
+    const dir = await writeHfCheckpoint(join(root, 'extra'), TINY, extra);
+    const warnings: string[] = [];
+    (await loadLlama(dir, { onWarning: (w) => warnings.push(w) })).dispose();
+    expect(warnings).toEqual([
+      'checkpoint has 1 tensor(s) the model does not use: model.layers.0.self_attn.q_proj.bias',
+    ]);
+    await expect(loadLlama(dir, { strict: true })).rejects.toThrow('does not use');
+  });
+
+  it('rejects integer weights, a missing directory and a folder that is not a checkpoint', async () => {
+    const tensors = randomHfTensors(TINY);
+    tensors.set('model.norm.weight', randn([16], { dtype: 'i32' }));
+    const dir = await writeHfCheckpoint(join(root, 'int'), TINY, tensors);
+    await expect(loadLlama(dir)).rejects.toThrow('model.norm.weight has dtype i32');
+    await expect(loadLlama(join(root, 'nope'))).rejects.toThrow('does not exist');
+    const empty = join(root, 'empty');
+    await writeHfCheckpoint(empty, TINY);
+    rmSync(join(empty, 'model.safetensors'));
+    writeFileSync(join(empty, 'notes.txt'), 'hi');
+    await expect(loadLlama(empty)).rejects.toThrow('is not a Llama checkpoint');
+  });
+
+  it('rejects a config.json that is not JSON, naming the file', async () => {
+    const dir = await writeHfCheckpoint(join(root, 'badjson'), TINY);
+    writeFileSync(join(dir, 'config.json'), '{ "hidden_size": ');
+    await expect(loadLlama(dir)).rejects.toThrow('config.json is not valid JSON');
+  });
+});
+
+describe('interleavedToHalfSplit', () => {
+  it("reorders each head's rows from (2i, 2i+1) pairs to (i, i + hd/2)", () => {
+    // 2 heads of 4 rows, 1 byte per row: Meta rows h*4 + [0,1,2,3] = (pair 0: 0,1), (pair 1: 2,3).
+    const meta = Uint8Array.from([0, 1, 2, 3, 10, 11, 12, 13]);
+    // HF order per head: the first halves of the pairs (0, 2), then the second halves (1, 3).
+    expect([...interleavedToHalfSplit(meta, 2, 4, 1)]).toEqual([0, 2, 1, 3, 10, 12, 11, 13]);
+  });
+});

@@ -1,0 +1,214 @@
+/**
+ * Loading a checkpoint onto a device: validate every tensor against the config first (names, shapes,
+ * dtypes; nothing is read before that), then stream the tensors to the device one at a time, so peak host
+ * memory is about the largest tensor, not the model. bf16 and f16 weights stay in their own bytes.
+ * @module
+ */
+import { cpu, type Device, DTYPE_BYTES, type DType, formatShape, fromBytes, type Tensor } from '@proj/core';
+import type { LlamaConfig } from '../config.js';
+import { Llama } from '../model.js';
+import {
+  disposeWeights,
+  expectedHfTensors,
+  type LayerWeights,
+  type LlamaWeights,
+  metaName,
+  type WeightSlot,
+} from '../weights.js';
+import { type CheckpointLayout, detectLayout } from './layout.js';
+import { openPthSource, openSafetensorsSource, type TensorSource } from './source.js';
+
+/** Progress of a load, reported after each tensor. */
+export interface LoadProgress {
+  /** The tensor just loaded. */
+  tensor: string;
+  /** Tensors loaded so far, and in all. */
+  index: number;
+  /** Number of tensors to load. */
+  count: number;
+  /** Bytes loaded so far. */
+  loadedBytes: number;
+  /** Bytes to load in all. */
+  totalBytes: number;
+}
+
+/** Options of {@link loadLlama}. */
+export interface LoadOptions {
+  /** Where the weights go (default: the CPU device). */
+  device?: Device;
+  /** Called after each tensor. */
+  onProgress?: (progress: LoadProgress) => void;
+  /** Called for tensors the model does not use (default: `console.warn`); with `strict`, they are errors. */
+  onWarning?: (message: string) => void;
+  /** Treat unexpected tensors as errors. */
+  strict?: boolean;
+  /** Positions to prepare RoPE tables and caches for (default min(model maximum, 8192)). */
+  contextLength?: number;
+}
+
+/** Tensors that checkpoints may carry and the model recomputes: ignored without a warning. */
+const KNOWN_UNUSED = /(^|\.)rotary_emb\.inv_freq$|^rope\.freqs$/;
+
+interface PlannedTensor {
+  source: string;
+  slot: WeightSlot;
+  dtype: DType;
+  byteLength: number;
+}
+
+/** Checks the whole checkpoint against the config before any tensor data is read. */
+export function planLoad(
+  config: LlamaConfig,
+  format: 'hf' | 'meta',
+  source: TensorSource,
+  options: LoadOptions = {},
+): PlannedTensor[] {
+  const expected = expectedHfTensors(config);
+  const present = new Set(source.names());
+  if (format === 'meta' && !expected.has('lm_head.weight') && present.has('output.weight')) {
+    // Meta ships Llama 3.2's tied head as a separate copy; load it as the output head.
+    expected.set('lm_head.weight', {
+      layer: -1,
+      role: 'output',
+      shape: [config.vocabSize, config.hiddenSize],
+    });
+  }
+  const plan: PlannedTensor[] = [];
+  const missing: string[] = [];
+  for (const [hfName, slot] of expected) {
+    const name = format === 'meta' ? metaName(hfName) : hfName;
+    if (!present.has(name)) {
+      missing.push(name);
+      continue;
+    }
+    present.delete(name);
+    const info = source.info(name);
+    if (info.shape.length !== slot.shape.length || info.shape.some((d, i) => d !== slot.shape[i])) {
+      throw new Error(
+        `checkpoint tensor ${name} has shape ${formatShape(info.shape)}, but the config implies ${formatShape(slot.shape)}`,
+      );
+    }
+    if (info.dtype !== 'f32' && info.dtype !== 'f16' && info.dtype !== 'bf16') {
+      throw new Error(`checkpoint tensor ${name} has dtype ${info.dtype}; weights must be f32, f16 or bf16`);
+    }
+    plan.push({ source: name, slot, dtype: info.dtype, byteLength: info.byteLength });
+  }
+  if (missing.length > 0) {
+    const shown =
+      missing.slice(0, 5).join(', ') + (missing.length > 5 ? `, and ${missing.length - 5} more` : '');
+    throw new Error(`checkpoint is missing ${missing.length} tensor(s) the config implies: ${shown}`);
+  }
+  const unexpected = [...present].filter((n) => !KNOWN_UNUSED.test(n));
+  if (unexpected.length > 0) {
+    const message = `checkpoint has ${unexpected.length} tensor(s) the model does not use: ${unexpected.slice(0, 5).join(', ')}`;
+    if (options.strict) throw new Error(message);
+    (options.onWarning ?? console.warn)(message);
+  }
+  return plan;
+}
+
+/**
+ * Reorders the rows of Meta's wq/wk from interleaved RoPE pairs (2i, 2i+1) to HF's half-split order
+ * (i, i + headDim/2) within each head, so one RoPE kernel layout serves both formats.
+ * HF row `h*hd + j*hd/2 + i` = Meta row `h*hd + 2i + j`.
+ */
+export function interleavedToHalfSplit(
+  bytes: Uint8Array,
+  heads: number,
+  headDim: number,
+  rowBytes: number,
+): Uint8Array {
+  const out = new Uint8Array(bytes.byteLength);
+  const half = headDim / 2;
+  for (let h = 0; h < heads; h++) {
+    for (let j = 0; j < 2; j++) {
+      for (let i = 0; i < half; i++) {
+        const from = (h * headDim + 2 * i + j) * rowBytes;
+        const to = (h * headDim + j * half + i) * rowBytes;
+        out.set(bytes.subarray(from, from + rowBytes), to);
+      }
+    }
+  }
+  return out;
+}
+
+async function loadTensors(
+  layout: CheckpointLayout,
+  source: TensorSource,
+  options: LoadOptions,
+): Promise<LlamaWeights> {
+  const { config } = layout;
+  const device = options.device;
+  const plan = planLoad(config, layout.format, source, options);
+  const totalBytes = plan.reduce((s, p) => s + p.byteLength, 0);
+  const model: Partial<Record<'embedding' | 'norm' | 'output', Tensor>> = {};
+  const layers: Partial<Record<keyof LayerWeights, Tensor>>[] = Array.from(
+    { length: config.layers },
+    () => ({}),
+  );
+  const loaded: Tensor[] = [];
+  let loadedBytes = 0;
+  try {
+    for (const [index, p] of plan.entries()) {
+      let bytes = await source.read(p.source);
+      const { role, shape } = p.slot;
+      if (layout.format === 'meta' && (role === 'wq' || role === 'wk')) {
+        const heads = role === 'wq' ? config.heads : config.kvHeads;
+        bytes = interleavedToHalfSplit(bytes, heads, config.headDim, shape[1]! * DTYPE_BYTES[p.dtype]);
+      }
+      const t = fromBytes(bytes, shape, p.dtype, device);
+      loaded.push(t);
+      if (p.slot.layer < 0) model[role as 'embedding'] = t;
+      else layers[p.slot.layer]![role as keyof LayerWeights] = t;
+      loadedBytes += p.byteLength;
+      options.onProgress?.({
+        tensor: p.source,
+        index: index + 1,
+        count: plan.length,
+        loadedBytes,
+        totalBytes,
+      });
+    }
+  } catch (error) {
+    for (const t of loaded) t.dispose(); // leave nothing half-loaded on the device
+    throw error;
+  }
+  return {
+    embedding: model.embedding!,
+    layers: layers as LayerWeights[],
+    norm: model.norm!,
+    output: model.output ?? model.embedding!,
+  };
+}
+
+/**
+ * Loads a Llama 3 / 3.1 / 3.2 checkpoint directory (HF safetensors, single or sharded, or Meta's
+ * `params.json` + `consolidated.00.pth`) onto a device.
+ *
+ * @example
+ * ```ts
+ * import { loadLlama } from '@proj/llama3';
+ * const model = await loadLlama('./Llama-3.2-1B', { onProgress: (p) => console.log(p.tensor) });
+ * console.log(model.config.layers); // 16
+ * model.dispose();
+ * ```
+ */
+export async function loadLlama(dir: string, options: LoadOptions = {}): Promise<Llama> {
+  const layout = await detectLayout(dir);
+  const source =
+    layout.format === 'hf'
+      ? await openSafetensorsSource(layout.weights)
+      : await openPthSource(layout.weights);
+  let weights: LlamaWeights;
+  try {
+    weights = await loadTensors(layout, source, options);
+  } finally {
+    await source.close();
+  }
+  try {
+    return new Llama(layout.config, weights, options.device ?? cpu, options.contextLength);
+  } catch (error) {
+    disposeWeights(weights);
+    throw error;
+  }
+}

@@ -1,0 +1,165 @@
+import { cpu } from '@proj/core';
+import type { WebGpuDevice } from '@proj/ops';
+import { testDevice } from '@proj/ops/testing';
+import { loadTokenizer, type Tokenizer } from '@proj/tokenizer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LlamaConfig } from './config.js';
+import { chat, generate, generateText } from './generate.js';
+import type { Llama } from './model.js';
+import { randomLlama } from './random-model.js';
+
+/** A tiny model over the real Llama 3 vocabulary, so that its (random) output can be decoded to text. */
+const TINY_LLAMA3: LlamaConfig = {
+  hiddenSize: 16,
+  layers: 2,
+  heads: 4,
+  kvHeads: 2,
+  headDim: 4,
+  intermediateSize: 32,
+  vocabSize: 128256,
+  rmsNormEps: 1e-5,
+  ropeTheta: 500000,
+  ropeScaling: null,
+  tieWordEmbeddings: true,
+  maxPositions: 64,
+  bosTokenId: 128000,
+  eosTokenIds: [128001, 128009],
+};
+
+async function collect(
+  it: AsyncIterable<{ id: number; text: string }>,
+): Promise<{ ids: number[]; text: string }> {
+  const ids: number[] = [];
+  let text = '';
+  for await (const t of it) {
+    if (t.id >= 0) ids.push(t.id);
+    text += t.text;
+  }
+  return { ids, text };
+}
+
+describe('generate', () => {
+  let model: Llama;
+  let tokenizer: Tokenizer;
+  beforeAll(async () => {
+    tokenizer = await loadTokenizer();
+    model = randomLlama(TINY_LLAMA3, { seed: 1, device: cpu });
+  });
+  afterAll(() => model.dispose());
+
+  it('streams tokens whose text adds up to the decoded ids', async () => {
+    const { ids, text } = await collect(
+      generate(model, 'Hello', { tokenizer, temperature: 0, maxNewTokens: 12, stopIds: [] }),
+    );
+    expect(ids).toHaveLength(12);
+    expect(text).toBe(tokenizer.decode(ids));
+    expect(
+      await generateText(model, 'Hello', { tokenizer, temperature: 0, maxNewTokens: 12, stopIds: [] }),
+    ).toBe(text);
+  });
+
+  it('is deterministic per seed when sampling', async () => {
+    const run = (seed: number) =>
+      collect(generate(model, 'Hi', { tokenizer, temperature: 1, seed, maxNewTokens: 10, stopIds: [] }));
+    expect((await run(3)).ids).toEqual((await run(3)).ids);
+    expect((await run(3)).ids).not.toEqual((await run(4)).ids);
+  });
+
+  it('stops at a stop id without yielding it', async () => {
+    const { ids } = await collect(
+      generate(model, 'Hi', { tokenizer, temperature: 0, maxNewTokens: 12, stopIds: [] }),
+    );
+    const stop = ids[5]!;
+    const first = ids.indexOf(stop);
+    const cut = await collect(
+      generate(model, 'Hi', { tokenizer, temperature: 0, maxNewTokens: 12, stopIds: [stop] }),
+    );
+    expect(cut.ids).toEqual(ids.slice(0, first));
+  });
+
+  it('cuts the text before a stop string', async () => {
+    const { text } = await collect(
+      generate(model, 'Hi', { tokenizer, temperature: 0, maxNewTokens: 16, stopIds: [] }),
+    );
+    const stop = text.slice(Math.floor(text.length / 2), Math.floor(text.length / 2) + 3);
+    const cut = await collect(
+      generate(model, 'Hi', {
+        tokenizer,
+        temperature: 0,
+        maxNewTokens: 16,
+        stopIds: [],
+        stopStrings: [stop],
+      }),
+    );
+    expect(cut.text).toBe(text.slice(0, text.indexOf(stop)));
+  });
+
+  it('stops when the signal aborts', async () => {
+    const controller = new AbortController();
+    const got: number[] = [];
+    await expect(async () => {
+      for await (const t of generate(model, 'Hi', {
+        tokenizer,
+        temperature: 0,
+        maxNewTokens: 50,
+        stopIds: [],
+        signal: controller.signal,
+      })) {
+        got.push(t.id);
+        if (got.length === 3) controller.abort(new Error('stopped by the user'));
+      }
+    }).rejects.toThrow('stopped by the user');
+    expect(got).toHaveLength(3);
+  });
+
+  it('rejects prompts that do not fit, ids outside the vocabulary, and string prompts without a tokenizer', async () => {
+    const long = Array.from({ length: 64 }, () => 5);
+    await expect(generateText(model, long)).rejects.toThrow(
+      'the prompt has 64 tokens, but the context holds 64',
+    );
+    await expect(generateText(model, [1, 128256])).rejects.toThrow(
+      'token id 128256 is outside the vocabulary [0, 128256)',
+    );
+    await expect(generateText(model, 'Hi')).rejects.toThrow('needs options.tokenizer');
+  });
+
+  it('stops at the end of the context', async () => {
+    const { ids } = await collect(
+      generate(
+        model,
+        Array.from({ length: 60 }, () => 7),
+        { temperature: 0, maxNewTokens: 100, stopIds: [] },
+      ),
+    );
+    // Tokens fed at positions 60..63 fill the cache; the last of them still predicts one more token.
+    expect(ids).toHaveLength(5);
+  });
+
+  it('chat ends at the chat stop tokens', async () => {
+    const messages = [{ role: 'user', content: 'Hi' }];
+    const { ids } = await collect(chat(model, messages, { tokenizer, temperature: 0, maxNewTokens: 5 }));
+    expect(ids.every((id) => id !== tokenizer.specialTokenId('<|eot_id|>'))).toBe(true);
+  });
+});
+
+describe('generation memory on WebGPU', () => {
+  let gpu: WebGpuDevice | undefined;
+  beforeAll(async () => {
+    gpu = await testDevice();
+  });
+  afterAll(() => gpu?.destroy());
+
+  it('generating 1000 tokens twice allocates nothing new the second time', async ({ skip }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const config = { ...TINY_LLAMA3, vocabSize: 300, maxPositions: 2048 };
+    const model = randomLlama(config, { seed: 2, device: gpu });
+    const run = () =>
+      collect(generate(model, [1, 2, 3], { temperature: 0, maxNewTokens: 1000, stopIds: [] }));
+    expect((await run()).ids).toHaveLength(1000);
+    const after1 = { ...gpu.memory };
+    expect((await run()).ids).toHaveLength(1000);
+    expect(gpu.memory.created).toBe(after1.created);
+    expect(gpu.memory.liveBytes).toBe(after1.liveBytes);
+    model.dispose();
+  });
+});

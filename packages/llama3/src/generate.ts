@@ -1,0 +1,173 @@
+/**
+ * Streaming generation: prefill the prompt in one forward pass, then decode one token at a time with the
+ * KV cache, yielding each token with the text it completes.
+ * @module
+ */
+import { argmax } from '@proj/ops';
+import {
+  type ChatMessage,
+  chatStopTokens,
+  encodeChat,
+  StreamingDecoder,
+  type Tokenizer,
+} from '@proj/tokenizer';
+import type { Llama } from './model.js';
+import { isGreedy, Sampler, type SamplingOptions } from './sampler.js';
+
+/** Options of {@link generate}. */
+export interface GenerateOptions extends SamplingOptions {
+  /** Turns a string prompt into ids and ids into text; without it, prompts must be ids and `text` is empty. */
+  tokenizer?: Tokenizer;
+  /** Prepend `<|begin_of_text|>` when encoding a string prompt (default true). */
+  bos?: boolean;
+  /** Most tokens to generate (default 256). */
+  maxNewTokens?: number;
+  /** Ids that end generation (default: the model's EOS ids); they are not yielded. */
+  stopIds?: readonly number[];
+  /** Texts that end generation; the text is cut before the first one and it is not yielded. */
+  stopStrings?: readonly string[];
+  /** Stops generation (the iterator throws the signal's reason). */
+  signal?: AbortSignal;
+}
+
+/** One generated token. */
+export interface GeneratedToken {
+  /** The token id. */
+  id: number;
+  /** The text this token completes (empty while a multi-byte character is still incomplete). */
+  text: string;
+}
+
+function promptIds(model: Llama, prompt: string | readonly number[], options: GenerateOptions): number[] {
+  if (typeof prompt !== 'string') return [...prompt];
+  if (!options.tokenizer)
+    throw new Error('generate: a string prompt needs options.tokenizer (or pass token ids)');
+  return options.tokenizer.encode(prompt, { bos: options.bos ?? true });
+}
+
+/** Holds back text that could be the start of a stop string, and finds stop strings. */
+class StopStringFilter {
+  #pending = '';
+  constructor(private readonly stops: readonly string[]) {}
+  /** Returns the text that is safe to emit and whether a stop string was found. */
+  push(text: string): { emit: string; stopped: boolean } {
+    this.#pending += text;
+    let cut = -1;
+    for (const s of this.stops) {
+      const at = this.#pending.indexOf(s);
+      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+    }
+    if (cut >= 0) return { emit: this.#pending.slice(0, cut), stopped: true };
+    let keep = 0; // the longest suffix that is a prefix of some stop string
+    for (const s of this.stops) {
+      for (let n = Math.min(s.length - 1, this.#pending.length); n > keep; n--) {
+        if (this.#pending.endsWith(s.slice(0, n))) keep = n;
+      }
+    }
+    const emit = this.#pending.slice(0, this.#pending.length - keep);
+    this.#pending = this.#pending.slice(this.#pending.length - keep);
+    return { emit, stopped: false };
+  }
+  /** What is left at the end. */
+  flush(): string {
+    const rest = this.#pending;
+    this.#pending = '';
+    return rest;
+  }
+}
+
+/**
+ * Generates tokens after `prompt` (a string, with `options.tokenizer`, or token ids), streaming them as
+ * they are chosen. Greedy decoding (temperature 0) reads back only the chosen id each step.
+ * A prompt that does not fit the context is an error; generation stops when the context is full.
+ *
+ * @example
+ * ```ts
+ * import { generate, loadLlama } from '@proj/llama3';
+ * import { loadTokenizer } from '@proj/tokenizer';
+ * const model = await loadLlama('./Llama-3.2-1B');
+ * const tokenizer = await loadTokenizer('./Llama-3.2-1B');
+ * for await (const t of generate(model, 'The capital of France is', { tokenizer, maxNewTokens: 8 })) {
+ *   process.stdout.write(t.text);
+ * }
+ * ```
+ */
+export async function* generate(
+  model: Llama,
+  prompt: string | readonly number[],
+  options: GenerateOptions = {},
+): AsyncGenerator<GeneratedToken, void, undefined> {
+  const ids = promptIds(model, prompt, options);
+  const maxNew = options.maxNewTokens ?? 256;
+  if (ids.length === 0) throw new Error('generate: the prompt is empty');
+  if (!(Number.isInteger(maxNew) && maxNew >= 0))
+    throw new Error(`generate: maxNewTokens must be a non-negative integer, got ${maxNew}`);
+  if (ids.length >= model.contextLength) {
+    throw new Error(
+      `generate: the prompt has ${ids.length} tokens, but the context holds ${model.contextLength} (room is needed for at least one new token)`,
+    );
+  }
+  if (maxNew === 0) return;
+  const greedy = isGreedy(options);
+  const sampler = new Sampler(options);
+  const stopIds = new Set(options.stopIds ?? model.config.eosTokenIds);
+  const decoder = options.tokenizer ? new StreamingDecoder(options.tokenizer) : undefined;
+  const stops = new StopStringFilter(options.stopStrings ?? []);
+  const history = [...ids];
+  const cache = model.createCache(Math.min(model.contextLength, ids.length + maxNew));
+  let logits = model.forward(ids, cache); // [1, V]: the last prompt position
+  try {
+    for (let step = 0; step < maxNew; step++) {
+      options.signal?.throwIfAborted();
+      let id: number;
+      if (greedy) {
+        const best = argmax(logits); // [1] on the device: one id comes back, not the logits
+        id = (await best.toArray())[0]!;
+        best.dispose();
+      } else {
+        id = sampler.sample((await logits.toArray()) as Float32Array, history);
+      }
+      logits.dispose();
+      options.signal?.throwIfAborted();
+      if (stopIds.has(id)) break;
+      history.push(id);
+      const { emit, stopped } = stops.push(decoder ? decoder.push(id) : '');
+      if (stopped) {
+        if (emit) yield { id, text: emit };
+        return;
+      }
+      yield { id, text: emit };
+      if (step + 1 === maxNew || cache.length === cache.capacity) break;
+      logits = model.forward([id], cache);
+    }
+    const rest = stops.flush() + (decoder?.flush() ?? '');
+    if (rest) yield { id: -1, text: rest };
+  } finally {
+    if (!logits.disposed) logits.dispose();
+    cache.dispose();
+  }
+}
+
+/** Generates and collects the whole text (see {@link generate}). */
+export async function generateText(
+  model: Llama,
+  prompt: string | readonly number[],
+  options: GenerateOptions = {},
+): Promise<string> {
+  let text = '';
+  for await (const t of generate(model, prompt, options)) text += t.text;
+  return text;
+}
+
+/**
+ * Answers a conversation with an instruct model: formats `messages` with the Llama 3 chat template, adds
+ * the assistant header, and generates until `<|eot_id|>` (or another chat stop token).
+ */
+export function chat(
+  model: Llama,
+  messages: readonly ChatMessage[],
+  options: GenerateOptions & { tokenizer: Tokenizer },
+): AsyncGenerator<GeneratedToken, void, undefined> {
+  const ids = encodeChat(options.tokenizer, messages);
+  return generate(model, ids, { stopIds: chatStopTokens(options.tokenizer), ...options });
+}

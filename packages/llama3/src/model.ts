@@ -1,0 +1,190 @@
+/**
+ * The Llama 3 forward pass, written with the op set and nothing else:
+ *
+ *   x = embed(tokens)
+ *   for each layer:  x = x + Attention(RMSNorm(x));  x = x + SwiGLU(RMSNorm(x))
+ *   logits = RMSNorm(x) @ W_out^T
+ *
+ * Shapes: S = tokens in this call, D = hidden size, Hq/Hkv = query/key-value heads, Dh = head size,
+ * F = feed-forward width, V = vocabulary.
+ * @module
+ */
+import { type Device, keep, scope, type Tensor, tensor } from '@proj/core';
+import {
+  add,
+  attention,
+  embedding,
+  KvCache,
+  linear,
+  narrow,
+  type RopeTables,
+  rmsnorm,
+  rope,
+  ropeTables,
+  swiglu,
+} from '@proj/ops';
+import type { LlamaConfig } from './config.js';
+import { ropeInverseFrequencies } from './rope-frequencies.js';
+import { disposeWeights, type LayerWeights, type LlamaWeights } from './weights.js';
+
+/**
+ * Receives named intermediate tensors (the fixture names: `embed`, `layer0.q_rope`, ...). Each is a copy
+ * that the callback owns: read it and `dispose()` it.
+ */
+export type TraceFn = (name: string, t: Tensor) => void;
+
+/** Hands `trace` a copy of `t` that outlives the scope that computes it. */
+function emit(trace: TraceFn | undefined, name: string, t: Tensor): void {
+  if (trace) trace(name, keep(narrow(t, 0, 0, t.shape[0]!)));
+}
+
+/** Options of {@link Llama.forward}. */
+export interface ForwardOptions {
+  /** Compute logits for every position (`'all'`) or only the last one (`'last'`, the default: decoding needs no more). */
+  logits?: 'all' | 'last';
+  /** Receives intermediate tensors, for checks against a reference and for the walkthrough. */
+  trace?: TraceFn;
+}
+
+/** The KV caches of every layer, and how many positions they hold. */
+export class LlamaCache {
+  /** One cache per layer. */
+  readonly layers: KvCache[];
+  /** Allocates `maxSeq` positions for every layer on `device`. */
+  constructor(config: LlamaConfig, device: Device, maxSeq: number) {
+    this.layers = Array.from(
+      { length: config.layers },
+      () => new KvCache(device, { maxSeq, kvHeads: config.kvHeads, headDim: config.headDim }),
+    );
+  }
+  /** Positions already processed (the next token's position). */
+  get length(): number {
+    return this.layers[0]?.length ?? 0;
+  }
+  /** Positions the cache can hold. */
+  get capacity(): number {
+    return this.layers[0]?.maxSeq ?? 0;
+  }
+  /** Forgets every position (keeps the memory). */
+  reset(): void {
+    for (const c of this.layers) c.reset();
+  }
+  /** Frees the cache memory. */
+  dispose(): void {
+    for (const c of this.layers) c.dispose();
+  }
+}
+
+/** A Llama 3 model on a device: config, weights and RoPE tables. */
+export class Llama {
+  /** cos/sin of every position up to {@link Llama.contextLength}, computed once. */
+  readonly #rope: RopeTables;
+
+  /**
+   * @param contextLength positions the RoPE tables (and so the caches) cover; at most `config.maxPositions`.
+   */
+  constructor(
+    readonly config: LlamaConfig,
+    readonly weights: LlamaWeights,
+    readonly device: Device,
+    readonly contextLength: number = Math.min(config.maxPositions, 8192),
+  ) {
+    if (contextLength > config.maxPositions) {
+      throw new Error(
+        `Llama: contextLength ${contextLength} is over the model's ${config.maxPositions} positions`,
+      );
+    }
+    this.#rope = ropeTables(ropeInverseFrequencies(config), contextLength, device);
+  }
+
+  /** A KV cache for `maxSeq` positions (default: the whole context). */
+  createCache(maxSeq: number = this.contextLength): LlamaCache {
+    if (maxSeq > this.contextLength)
+      throw new Error(`createCache: ${maxSeq} positions is over the context length ${this.contextLength}`);
+    return new LlamaCache(this.config, this.device, maxSeq);
+  }
+
+  /**
+   * Runs `ids` at positions `[cache.length, cache.length + S)`, appending their keys and values to the
+   * cache; returns logits `[S, V]` (or `[1, V]` for the last position).
+   */
+  forward(ids: readonly number[], cache: LlamaCache, options: ForwardOptions = {}): Tensor {
+    const { config: c, weights: w } = this;
+    const S = ids.length;
+    const start = cache.length;
+    if (S === 0) throw new Error('forward: no tokens');
+    if (start + S > cache.capacity) {
+      throw new Error(
+        `forward: ${start} cached + ${S} new tokens exceed the cache's ${cache.capacity} positions`,
+      );
+    }
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
+        throw new Error(`forward: token id ${id} is outside the vocabulary [0, ${c.vocabSize})`);
+    }
+    const trace = options.trace;
+    let x: Tensor = scope(() => {
+      const tokens = tensor(ids, [S], { dtype: 'i32', device: this.device }); // [S]
+      const e = embedding(tokens, w.embedding); // [S] -> [S, D]
+      emit(trace, 'embed', e);
+      return e;
+    });
+    for (const [i, layer] of w.layers.entries()) {
+      const next = scope(() => this.#block(x, layer, cache.layers[i]!, start, i === 0 ? trace : undefined));
+      x.dispose();
+      x = next;
+      if (i === 0) emit(trace, 'layer0.out', x);
+    }
+    return scope(() => {
+      const last = options.logits === 'all' ? x : narrow(x, 0, S - 1, 1); // [S, D] or [1, D]
+      const h = rmsnorm(last, w.norm, c.rmsNormEps); // [S, D]
+      emit(trace, 'final_norm_out', h);
+      const logits = linear(h, w.output); // [S, D] @ [V, D]^T -> [S, V]
+      x.dispose();
+      return logits;
+    });
+  }
+
+  /** One transformer block: `x + Attention(RMSNorm(x))`, then `+ SwiGLU(RMSNorm(x))`. */
+  #block(x: Tensor, w: LayerWeights, kv: KvCache, start: number, trace?: TraceFn): Tensor {
+    const { heads: Hq, kvHeads: Hkv, headDim: Dh, rmsNormEps: eps } = this.config;
+    const S = x.shape[0]!;
+
+    // Attention, with the keys and values of every earlier position from the cache.
+    const h = rmsnorm(x, w.attentionNorm, eps); // [S, D]
+    const q = rope(linear(h, w.wq).reshape([S, Hq, Dh]), this.#rope, { offset: start }); // [S, Hq, Dh]
+    const k = rope(linear(h, w.wk).reshape([S, Hkv, Dh]), this.#rope, { offset: start }); // [S, Hkv, Dh]
+    const v = linear(h, w.wv).reshape([S, Hkv, Dh]); // [S, Hkv, Dh]
+    kv.append(k, v); // cache rows [start, start + S)
+    const a = attention(q, kv.k, kv.v, { offset: start, length: kv.length }); // [S, Hq, Dh]
+    const attnOut = linear(a.reshape([S, Hq * Dh]), w.wo); // [S, Hq*Dh] @ [D, Hq*Dh]^T -> [S, D]
+    const r = add(x, attnOut); // [S, D]
+
+    // Feed-forward: down(silu(gate(n)) * up(n)).
+    const n = rmsnorm(r, w.ffnNorm, eps); // [S, D]
+    const ffnOut = linear(swiglu(linear(n, w.wGate), linear(n, w.wUp)), w.wDown); // [S, F] -> [S, D]
+    const out = add(r, ffnOut); // [S, D]
+
+    if (trace) {
+      const named = {
+        attn_norm_out: h,
+        q_rope: q,
+        k_rope: k,
+        v,
+        attn_out: attnOut,
+        attn_residual: r,
+        ffn_norm_out: n,
+        ffn_out: ffnOut,
+      };
+      for (const [name, t] of Object.entries(named)) emit(trace, `layer0.${name}`, t);
+    }
+    return out;
+  }
+
+  /** Frees the weights and tables. */
+  dispose(): void {
+    disposeWeights(this.weights);
+    this.#rope.cos.dispose();
+    this.#rope.sin.dispose();
+  }
+}
