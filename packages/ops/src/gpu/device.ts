@@ -9,7 +9,7 @@ import type { Device, Storage } from '@proj/core';
 import { acquireGpu, NoAdapterError } from './acquire.js';
 import { describeAdapter, type GpuCaps, readCaps } from './caps.js';
 import { DeviceLostError, GpuOpError } from './errors.js';
-import { BufferPool } from './pool.js';
+import { BufferPool, sizeClass } from './pool.js';
 import { BufferUsage, MAP_READ } from './usage.js';
 
 /** A buffer range bound to one `@binding` of a kernel. */
@@ -101,6 +101,7 @@ export class WebGpuDevice implements Device {
   #uniformUsed = 0;
   #uniformBuffer: GPUBuffer | undefined;
   readonly #freeUniformBuffers: GPUBuffer[] = [];
+  readonly #staging = new Map<number, GPUBuffer[]>();
   #pendingErrors: Promise<GpuOpError | undefined>[] = [];
   #lost: string | undefined;
   #release: (() => void) | undefined;
@@ -183,11 +184,7 @@ export class WebGpuDevice implements Device {
     const src = storage as GpuStorage;
     this.#checkAlive('read');
     const size = Math.ceil(src.byteLength / 4) * 4;
-    const staging = this.gpu.createBuffer({
-      label: 'read',
-      size: Math.max(size, 4),
-      usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST,
-    });
+    const staging = this.#acquireStaging(size);
     try {
       this.#endPass();
       const encoder = this.#encoder ?? this.gpu.createCommandEncoder();
@@ -195,16 +192,32 @@ export class WebGpuDevice implements Device {
       if (size > 0) encoder.copyBufferToBuffer(src.buffer, 0, staging, 0, size);
       this.flush();
       await this.#throwPendingErrors();
-      await staging.mapAsync(MAP_READ);
-      return new Uint8Array(staging.getMappedRange()).slice(0, src.byteLength);
+      await staging.mapAsync(MAP_READ, 0, staging.size);
+      return new Uint8Array(staging.getMappedRange(0, staging.size)).slice(0, src.byteLength);
     } catch (error) {
-      if (this.#lost !== undefined && !(error instanceof DeviceLostError))
-        throw new DeviceLostError('read', this.#lost);
+      if (this.#lost !== undefined && !(error instanceof DeviceLostError)) throw new DeviceLostError('read', this.#lost);
       throw error;
     } finally {
       if (staging.mapState === 'mapped') staging.unmap();
-      staging.destroy();
+      this.#releaseStaging(staging);
     }
+  }
+
+  // Staging buffers for reads are pooled by size class too, so a decode loop that reads one id per token
+  // creates no buffers in steady state.
+  #acquireStaging(size: number): GPUBuffer {
+    const bytes = sizeClass(Math.max(size, 4));
+    return (
+      this.#staging.get(bytes)?.pop() ??
+      this.gpu.createBuffer({ label: 'read', size: bytes, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST })
+    );
+  }
+
+  #releaseStaging(buffer: GPUBuffer): void {
+    if (!this.#release) return buffer.destroy();
+    const list = this.#staging.get(buffer.size);
+    if (list) list.push(buffer);
+    else this.#staging.set(buffer.size, [buffer]);
   }
 
   /** Waits for all submitted work and throws the first GPU error any op raised since the last check. */
@@ -337,6 +350,7 @@ export class WebGpuDevice implements Device {
     this.#encoder = undefined;
     this.#pool.trim();
     for (const b of this.#freeUniformBuffers) b.destroy();
+    for (const list of this.#staging.values()) for (const b of list) b.destroy();
     this.gpu.destroy();
     this.#release();
     this.#release = undefined;

@@ -1,0 +1,156 @@
+/**
+ * End-to-end benchmark of the model: load time and peak host memory, prefill and decode speed, dispatches
+ * and submits per decoded token, bytes read per token and decode as a fraction of the memory roofline
+ * (the bandwidth probe of the same adapter, measured in the same run). Runs the tiny fixtures on both
+ * devices and, unless `quick`, a Llama-3.2-1B-shaped checkpoint with random weights.
+ * @module
+ */
+import { existsSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cpu, type Device } from '@proj/core';
+import { createWebGpuDevice, type WebGpuDevice } from '@proj/ops';
+import { generate, LLAMA32_1B, type Llama, loadLlama } from '@proj/llama3';
+import type { BenchResult, BenchSuite } from '../../../bench/types.js';
+import { probeReadBandwidth } from '../../ops/bench/probe.js';
+import { syntheticCheckpoint } from './synthetic-checkpoint.js';
+
+const log = (line: string) => process.stderr.write(`  llama3: ${line}\n`);
+const FIXTURES = fileURLToPath(new URL('../../../../shared/fixtures/', import.meta.url));
+
+/** Bytes one decode step reads: every weight matrix once, the norms, one embedding row, the cache so far. */
+function bytesPerToken(model: Llama, position: number): number {
+  const w = model.weights;
+  let bytes = w.norm.storage.byteLength + w.output.storage.byteLength;
+  bytes += w.embedding.storage.byteLength / model.config.vocabSize; // one row
+  for (const layer of w.layers) for (const t of Object.values(layer)) bytes += t.storage.byteLength;
+  const { layers, kvHeads, headDim } = model.config;
+  bytes += 2 * layers * position * kvHeads * headDim * 4; // K and V (f32) of every earlier position
+  return bytes;
+}
+
+async function timeFileRead(path: string): Promise<number> {
+  const file = await open(path, 'r');
+  const buffer = new Uint8Array(64 << 20);
+  const t0 = performance.now();
+  try {
+    while ((await file.read(buffer, 0, buffer.length)).bytesRead > 0) {}
+  } finally {
+    await file.close();
+  }
+  return performance.now() - t0;
+}
+
+interface ModelCase {
+  name: string;
+  dir: string;
+  device: Device;
+  prefill: number[];
+  decodeTokens: number;
+}
+
+async function benchModel(c: ModelCase, probeGbS: number | undefined): Promise<BenchResult[]> {
+  const key = `${c.name}.${c.device.kind}`;
+  const out: BenchResult[] = [];
+  let peakRss = process.memoryUsage().rss;
+  const baseRss = peakRss;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  }, 20);
+  const t0 = performance.now();
+  const model = await loadLlama(c.dir, { device: c.device, onWarning: () => {} });
+  if (c.device.kind !== 'cpu') await (c.device as WebGpuDevice).sync();
+  const loadMs = performance.now() - t0;
+  clearInterval(sampler);
+  const weightsFile = join(c.dir, 'model.safetensors');
+  const readMs = existsSync(weightsFile) ? await timeFileRead(weightsFile) : Number.NaN;
+  out.push({ name: `load.${key}.ms`, value: loadMs, unit: 'ms', baseline: readMs, ratio: loadMs / readMs, info: 'baseline: reading the file from disk (page cache warm)' });
+  out.push({ name: `load.${key}.peak_host_mb`, value: (peakRss - baseRss) / 2 ** 20, unit: 'MiB', info: 'RSS growth during load' });
+  try {
+    for (const n of c.prefill) {
+      const ids = Array.from({ length: n }, (_, i) => 1 + ((i * 7919) % 1000));
+      const cache = model.createCache(n);
+      const start = performance.now();
+      const logits = model.forward(ids, cache);
+      await logits.toArray();
+      const ms = performance.now() - start;
+      logits.dispose();
+      cache.dispose();
+      out.push({ name: `prefill.${key}.p${n}.tok_s`, value: (n / ms) * 1000, unit: 'tok/s' });
+    }
+    const gpu = c.device.kind === 'webgpu' ? (c.device as WebGpuDevice) : undefined;
+    const prompt = [1, 2, 3, 4, 5, 6, 7, 8];
+    const times: number[] = [];
+    let stats = { dispatches: 0, submits: 0 };
+    for await (const _ of generate(model, prompt, { temperature: 0, maxNewTokens: c.decodeTokens, stopIds: [] })) {
+      times.push(performance.now());
+      if (times.length === 1 && gpu) stats = { ...gpu.stats };
+    }
+    const steps = times.length - 1;
+    const tokS = (steps / (times[times.length - 1]! - times[0]!)) * 1000;
+    out.push({ name: `decode.${key}.tok_s`, value: tokS, unit: 'tok/s', info: `${steps} tokens after an 8-token prompt, greedy` });
+    const bytes = bytesPerToken(model, prompt.length + steps / 2);
+    out.push({ name: `decode.${key}.bytes_per_token`, value: bytes, unit: 'B' });
+    if (gpu) {
+      out.push({ name: `decode.${key}.dispatches_per_token`, value: (gpu.stats.dispatches - stats.dispatches) / steps, unit: 'count' });
+      out.push({ name: `decode.${key}.submits_per_token`, value: (gpu.stats.submits - stats.submits) / steps, unit: 'count' });
+      if (probeGbS) {
+        const achieved = (bytes * tokS) / 1e9;
+        out.push({
+          name: `decode.${key}.roofline_fraction`,
+          value: achieved / probeGbS,
+          unit: 'fraction',
+          baseline: probeGbS,
+          ratio: achieved / probeGbS,
+          info: `achieved ${achieved.toFixed(2)} GB/s vs probe ${probeGbS.toFixed(2)} GB/s`,
+        });
+      }
+    }
+  } finally {
+    model.dispose();
+  }
+  return out;
+}
+
+/** The suite `pnpm bench` runs. */
+export const suite: BenchSuite = async ({ quick }) => {
+  const results: BenchResult[] = [];
+  let gpu: WebGpuDevice | undefined;
+  try {
+    gpu = await createWebGpuDevice();
+  } catch (error) {
+    log(`no WebGPU adapter (${(error as Error).message.split('.')[0]}): CPU only`);
+  }
+  try {
+    let probe: number | undefined;
+    if (gpu) {
+      probe = (await probeReadBandwidth(gpu, quick ? 64 << 20 : 512 << 20, quick ? 3 : 5)).gbPerSecond;
+      results.push({ name: 'llama3.probe.read_gb_s', value: probe, unit: 'GB/s' });
+    }
+    const tiny = join(FIXTURES, 'tiny-llama3-gqa');
+    if (existsSync(tiny)) {
+      const perDevice: Record<string, number> = {};
+      for (const device of [gpu, cpu]) {
+        if (!device) continue;
+        log(`tiny-llama3-gqa on ${device.kind}`);
+        const r = await benchModel({ name: 'tiny-llama3-gqa', dir: tiny, device, prefill: [11], decodeTokens: quick ? 16 : 64 }, probe);
+        perDevice[device.kind] = r.find((x) => x.name.startsWith('decode.') && x.name.endsWith('.tok_s'))!.value;
+        results.push(...r);
+      }
+      if (perDevice.webgpu && perDevice.cpu) {
+        results.push({ name: 'decode.tiny-llama3-gqa.gpu_over_cpu', value: perDevice.webgpu / perDevice.cpu, unit: 'ratio', baseline: perDevice.cpu, ratio: perDevice.webgpu / perDevice.cpu });
+      }
+    } else {
+      log(`fixtures not found at ${tiny}: skipping the tiny models`);
+    }
+    if (!quick && gpu) {
+      const dir = await syntheticCheckpoint('llama32-1b-shape', { ...LLAMA32_1B }, log);
+      log('llama32-1b-shape on webgpu');
+      results.push(...(await benchModel({ name: 'llama32-1b-shape', dir, device: gpu, prefill: [128, 512], decodeTokens: 128 }, probe)));
+    }
+  } finally {
+    gpu?.destroy();
+  }
+  return results;
+};

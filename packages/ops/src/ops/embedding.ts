@@ -1,0 +1,182 @@
+/**
+ * Token embedding lookup: `ids [S]` -> rows of `table [V, D]` -> `[S, D]` f32. The table keeps its
+ * checkpoint dtype (f32, f16 or bf16) on the GPU, and may be larger than one storage binding (Llama 3's
+ * 128256 x 2048 bf16 table is 525 MB; lavapipe binds at most 128 MiB): it is then bound in ranges of rows,
+ * with one dispatch per range.
+ * @module
+ */
+import {
+  checkShape,
+  cpuData,
+  DTYPE_BYTES,
+  type DType,
+  empty,
+  formatShape,
+  fromArray,
+  type Last,
+  type Shape,
+  type Tensor,
+  tensor,
+  toFloat32,
+} from '@proj/core';
+import { GpuOpError } from '../gpu/errors.js';
+import { bind, bindRange, checkFloat, grid, isGpu, Params } from '../op.js';
+import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
+
+const WORKGROUP = 256;
+
+/** Throws naming the first id outside `[0, vocab)` and its position. */
+function checkIds(ids: ArrayLike<number>, vocab: number): void {
+  for (let s = 0; s < ids.length; s++) {
+    const id = ids[s]!;
+    if (!(id >= 0 && id < vocab)) {
+      throw new RangeError(`embedding: id ${id} at position ${s} is outside [0, ${vocab})`);
+    }
+  }
+}
+
+/**
+ * The CPU reference: row `ids[s]` of `table` (`[V, dim]`, elements as stored: f32 values or the raw 16-bit
+ * patterns of f16/bf16) decoded to f32, for each `s`. Throws a `RangeError` for ids outside `[0, V)`.
+ */
+export function embeddingReference(
+  ids: ArrayLike<number>,
+  table: Float32Array | Uint16Array,
+  dim: number,
+  dtype: 'f32' | 'f16' | 'bf16' = 'f32',
+): Float32Array {
+  checkIds(ids, dim === 0 ? 0 : table.length / dim);
+  const out = new Float32Array(ids.length * dim);
+  for (let s = 0; s < ids.length; s++) {
+    const id = ids[s]!;
+    out.set(toFloat32(dtype, table.subarray(id * dim, (id + 1) * dim)), s * dim); // decodes one row only
+  }
+  return out;
+}
+
+/**
+ * The row ranges the table is bound in: each starts at a byte offset that is a multiple of the storage
+ * offset alignment and is at most `maxBytes` long. One range when the whole table fits in one binding.
+ */
+export function embeddingRanges(
+  vocab: number,
+  rowBytes: number,
+  maxBytes: number,
+  alignment: number,
+): { first: number; count: number }[] {
+  if (vocab * rowBytes <= maxBytes) return [{ first: 0, count: vocab }];
+  let a = rowBytes;
+  let b = alignment;
+  while (b) [a, b] = [b, a % b];
+  const step = alignment / a; // rows between aligned starts: step * rowBytes is a multiple of alignment
+  const rowsPerRange = Math.floor(maxBytes / (rowBytes * step)) * step;
+  if (rowsPerRange === 0) {
+    throw new GpuOpError(
+      'embedding',
+      `${step} rows of ${rowBytes} bytes (the smallest aligned range) exceed maxStorageBufferBindingSize = ${maxBytes}`,
+    );
+  }
+  const ranges = [];
+  for (let first = 0; first < vocab; first += rowsPerRange) {
+    ranges.push({ first, count: Math.min(rowsPerRange, vocab - first) });
+  }
+  return ranges;
+}
+
+// One invocation per output element; a dispatch writes the rows whose ids fall in its range. The first
+// dispatch also writes zeros for ids outside [0, V), so that no output row is left uninitialised.
+// NOTE: ids are compared as u32, so a negative i32 id wraps to a huge value and counts as out of range.
+function kernel(idType: DType, tableType: DType): string {
+  return `
+${declare(0, 'ids', idType)}
+${declare(1, 'table', tableType)}
+${declare(2, 'out', 'f32', 'read_write')}
+${params(3, { n: 'u32', d: 'u32', first: 'u32', count: 'u32', vocab: 'u32', zero_invalid: 'u32' })}
+${loader('table', tableType)}
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  ${LINEAR_WORKGROUP}
+  let i = wg * ${WORKGROUP}u + lid;
+  if (i >= p.n) { return; }
+  let id = u32(ids[i / p.d]);
+  let local = id - p.first; // wraps for ids below the range
+  if (local < p.count) {
+    out[i] = table_at(local * p.d + i % p.d);
+  } else if (p.zero_invalid == 1u && id >= p.vocab) {
+    out[i] = 0.0;
+  }
+}`;
+}
+
+/**
+ * Looks up the rows of `table [V, D]` (f32, f16 or bf16) for `ids [S]` (i32 or u32) -> `[S, D]` f32 (ids
+ * of any shape `[...]` give `[..., D]`).
+ *
+ * Ids on the CPU are validated (a `RangeError` names the first id outside `[0, V)`); with a GPU table they
+ * are uploaded for the lookup. Ids already on the GPU cannot be checked (a kernel cannot throw): there an
+ * out-of-range id gives a row of zeros, so callers validate ids before uploading them.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from '@proj/core';
+ * import { embedding } from '@proj/ops';
+ * const table = tensor([0, 0.5, 1, 1.5, 2, 2.5], [3, 2]); // [vocab, dim]
+ * const x = embedding(tensor([2, 0], [2], { dtype: 'i32' }), table);
+ * console.log(await x.toArray()); // Float32Array [2, 2.5, 0, 0.5]
+ * ```
+ */
+export function embedding<I extends Shape, T extends Shape, DI extends 'i32' | 'u32'>(
+  ids: Tensor<I, DI>,
+  table: Tensor<T>,
+): Tensor<readonly [...I, Last<T>], 'f32'> {
+  checkShape(
+    table.shape.length === 2,
+    'embedding',
+    () => `the table must be [V, D], got ${formatShape(table.shape)} (ids ${formatShape(ids.shape)})`,
+  );
+  if (ids.dtype !== 'i32' && ids.dtype !== 'u32') {
+    throw new Error(`embedding: ids must be i32 or u32, got ${ids.dtype}`);
+  }
+  checkFloat('embedding', table);
+  const [vocab, dim] = table.shape as readonly number[] as [number, number];
+  const shape = [...ids.shape, dim] as unknown as readonly [...I, Last<T>];
+  const device = table.device;
+  const idsOnCpu = ids.device.kind === 'cpu';
+  if (!idsOnCpu && ids.device !== device) {
+    throw new Error(`embedding: ids ${ids} and table ${table} are on different devices`);
+  }
+  if (idsOnCpu) checkIds(cpuData(ids), vocab);
+  if (!isGpu(device)) {
+    const data = cpuData(table) as Float32Array | Uint16Array;
+    return tensor(embeddingReference(cpuData(ids), data, dim, table.dtype as 'f32'), shape);
+  }
+  const gpuIds = idsOnCpu ? fromArray(cpuData(ids), ids.shape, { dtype: ids.dtype, device }) : ids;
+  const out = empty(shape, 'f32', device);
+  const rowBytes = dim * DTYPE_BYTES[table.dtype];
+  const { maxStorageBindingSize, storageOffsetAlignment, maxWorkgroupsPerDimension } = device.caps;
+  const ranges = embeddingRanges(vocab, rowBytes, maxStorageBindingSize, storageOffsetAlignment);
+  const n = out.numel;
+  for (const [k, { first, count }] of ranges.entries()) {
+    device.dispatch({
+      op: 'embedding',
+      key: `embedding:${ids.dtype}:${table.dtype}`,
+      wgsl: () => kernel(ids.dtype, table.dtype),
+      buffers: [
+        bind('embedding', gpuIds),
+        ranges.length === 1 ? bind('embedding', table) : bindRange(table, first * rowBytes, count * rowBytes),
+        bind('embedding', out),
+      ],
+      uniforms: new Params()
+        .u32(n)
+        .u32(dim)
+        .u32(first)
+        .u32(count)
+        .u32(vocab)
+        .u32(k === 0 ? 1 : 0)
+        .data(),
+      workgroups: grid(Math.ceil(n / WORKGROUP), maxWorkgroupsPerDimension),
+    });
+  }
+  if (gpuIds !== ids) gpuIds.dispose(); // returns to the pool after the batch that reads it
+  return out;
+}

@@ -1,0 +1,287 @@
+/**
+ * Selections over the last dim: `argmax` (greedy decoding reads back one id, not 128256 logits) and
+ * `topk` (top-k / top-p sampling).
+ *
+ * Both order the values by one total order, on the GPU as on the CPU: larger values first, `+0` above `-0`,
+ * NaN below every number (so NaN is only chosen when nothing else is left), and equal values by the lower
+ * index. The kernels compare integer keys made from the f32 bits, so this holds whatever the GPU's float
+ * comparisons do with NaN.
+ * @module
+ */
+import {
+  checkShape,
+  cpuFloats,
+  empty,
+  formatShape,
+  fromArray,
+  type Init,
+  type Shape,
+  type Tensor,
+  tensor,
+} from '@proj/core';
+import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
+import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
+
+/** The largest `k` that {@link topk} takes (the k survivors are sorted in one workgroup's memory). */
+export const MAX_TOPK = 1024;
+
+/** The result of {@link topk}: `[..., k]` values (descending) and their indices along the last dim. */
+export interface TopK<S extends Shape, K extends number> {
+  /** The k largest values of each row, largest first. */
+  values: Tensor<readonly [...Init<S>, K], 'f32'>;
+  /** Where each value was in its row. */
+  indices: Tensor<readonly [...Init<S>, K], 'i32'>;
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** The sort key of an f32 value: an unsigned integer whose order is the order above (NaN -> 0). */
+export function orderKey(value: number): number {
+  f32[0] = value;
+  const b = u32[0]!;
+  if ((b & 0x7fffffff) > 0x7f800000) return 0;
+  return b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
+}
+
+// The same key in WGSL, its inverse (back to f32 bits; key 0 gives a NaN) and the comparison.
+const KEYS = `
+fn key_of(v: f32) -> u32 {
+  let b = bitcast<u32>(v);
+  if ((b & 0x7fffffffu) > 0x7f800000u) { return 0u; }
+  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+fn key_bits(k: u32) -> u32 { return select(~k, k & 0x7fffffffu, (k & 0x80000000u) != 0u); }
+fn better(ka: u32, ia: u32, kb: u32, ib: u32) -> bool { return ka > kb || (ka == kb && ia < ib); }`;
+
+/** The CPU reference of {@link argmax}: the index of the largest value in each row of `n`. */
+export function argmaxReference(x: Float32Array, n: number): Int32Array {
+  const out = new Int32Array(n === 0 ? 0 : x.length / n);
+  for (let r = 0; r < out.length; r++) {
+    let best = 0;
+    let bestKey = -1;
+    for (let i = 0; i < n; i++) {
+      const key = orderKey(x[r * n + i]!);
+      if (key > bestKey) [best, bestKey] = [i, key];
+    }
+    out[r] = best;
+  }
+  return out;
+}
+
+/** The CPU reference of {@link topk}: each row of `n` sorted by the order above, first `k` kept. */
+export function topkReference(
+  x: Float32Array,
+  n: number,
+  k: number,
+): { values: Float32Array; indices: Int32Array } {
+  const rows = n === 0 ? 0 : x.length / n;
+  const values = new Float32Array(rows * k);
+  const indices = new Int32Array(rows * k);
+  for (let r = 0; r < rows; r++) {
+    const keys = Float64Array.from(x.subarray(r * n, (r + 1) * n), orderKey);
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => keys[b]! - keys[a]! || a - b);
+    for (let j = 0; j < k; j++) {
+      indices[r * k + j] = order[j]!;
+      values[r * k + j] = x[r * n + order[j]!]!;
+    }
+  }
+  return { values, indices };
+}
+
+function rowsOf(op: string, x: Tensor): { n: number; rows: number; outer: number[] } {
+  const n = x.shape[x.shape.length - 1];
+  checkShape(n !== undefined && n > 0, op, () => `x ${formatShape(x.shape)} needs a last dim of at least 1`);
+  return { n, rows: x.numel / n, outer: x.shape.slice(0, -1) };
+}
+
+// argmax: one workgroup per row; each invocation scans a strided slice, then a shared-memory tree.
+function argmaxKernel(xType: Tensor['dtype']): string {
+  return `
+${declare(0, 'x', xType)}
+${declare(1, 'out', 'i32', 'read_write')}
+${params(2, { rows: 'u32', n: 'u32' })}
+${loader('x', xType)}
+${KEYS}
+var<workgroup> sk: array<u32, 256>;
+var<workgroup> si: array<u32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  ${LINEAR_WORKGROUP}
+  if (wg >= p.rows) { return; } // uniform: the whole workgroup leaves together
+  var bk = 0u;
+  var bi = 0xffffffffu;
+  for (var i = lid; i < p.n; i += 256u) {
+    let k = key_of(x_at(wg * p.n + i));
+    if (better(k, i, bk, bi)) { bk = k; bi = i; }
+  }
+  sk[lid] = bk;
+  si[lid] = bi;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s && better(sk[lid + s], si[lid + s], sk[lid], si[lid])) { sk[lid] = sk[lid + s]; si[lid] = si[lid + s]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { out[wg] = i32(si[0]); }
+}`;
+}
+
+/**
+ * The index of the largest value along the last dim: `x [..., N]` -> `[...]` i32. Ties go to the lowest
+ * index; NaN is ignored unless a row holds nothing else (see the module's order).
+ *
+ * @example
+ * ```ts
+ * import { tensor } from '@proj/core';
+ * import { argmax } from '@proj/ops';
+ * const ids = argmax(tensor([0.1, 2, 2, -1, 5, 4], [2, 3]));
+ * console.log(await ids.toArray()); // Int32Array [1, 1]
+ * ```
+ */
+export function argmax<S extends Shape>(x: Tensor<S>): Tensor<Init<S>, 'i32'> {
+  checkFloat('argmax', x);
+  const { n, rows, outer } = rowsOf('argmax', x);
+  const shape = outer as unknown as Init<S>;
+  const device = deviceOf('argmax', x);
+  if (!isGpu(device)) return fromArray(argmaxReference(cpuFloats(x), n), shape, { dtype: 'i32' });
+  const out = empty(shape, 'i32', device);
+  device.dispatch({
+    op: 'argmax',
+    key: `argmax:${x.dtype}`,
+    wgsl: () => argmaxKernel(x.dtype),
+    buffers: [bind('argmax', x), bind('argmax', out)],
+    uniforms: new Params().u32(rows).u32(n).data(),
+    workgroups: grid(rows, device.caps.maxWorkgroupsPerDimension),
+  });
+  return out;
+}
+
+// topk: one workgroup per row, in three steps.
+// 1. Radix select: find the k-th best (key, index) pair, one 8-bit digit per sweep over the row: 4 digits of
+//    the key, then 4 of `n - 1 - index` (so that a lower index ranks higher), each sweep histogramming the
+//    elements that match the digits chosen so far. The sweeps stop once the chosen bin is taken whole
+//    (after 2 or 3 sweeps for typical logits; ties need the index digits).
+// 2. Collect: exactly k elements rank at or above that prefix; they go to shared memory (in any order).
+// 3. Bitonic sort of those k (padded to a power of two) by key, then index; write them out.
+function topkKernel(size: number, xType: Tensor['dtype']): string {
+  return `
+${declare(0, 'x', xType)}
+${declare(1, 'values', 'u32', 'read_write')}
+${declare(2, 'indices', 'u32', 'read_write')}
+${params(3, { rows: 'u32', n: 'u32', k: 'u32' })}
+${loader('x', xType)}
+${KEYS}
+var<workgroup> hist: array<atomic<u32>, 256>;
+var<workgroup> chosen: u32;
+var<workgroup> need: u32;
+var<workgroup> done: u32;
+var<workgroup> count: atomic<u32>;
+var<workgroup> sk: array<u32, ${size}>;
+var<workgroup> si: array<u32, ${size}>;
+fn digit(key: u32, lo: u32, d: u32) -> u32 {
+  return select((lo >> (56u - 8u * d)) & 0xffu, (key >> (24u - 8u * d)) & 0xffu, d < 4u);
+}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  ${LINEAR_WORKGROUP}
+  if (wg >= p.rows) { return; } // uniform: the whole workgroup leaves together
+  let base = wg * p.n;
+  // The chosen digits (pk: key, pl: low part) and which bits they cover (mk, ml); equal in every invocation.
+  var pk = 0u; var pl = 0u; var mk = 0u; var ml = 0u;
+  if (lid == 0u) { need = p.k; done = 0u; atomicStore(&count, 0u); }
+  for (var d = 0u; d < 8u; d++) {
+    atomicStore(&hist[lid], 0u);
+    workgroupBarrier();
+    for (var i = lid; i < p.n; i += 256u) {
+      let key = key_of(x_at(base + i));
+      let lo = p.n - 1u - i;
+      if ((key & mk) == pk && (lo & ml) == pl) { atomicAdd(&hist[digit(key, lo, d)], 1u); }
+    }
+    workgroupBarrier();
+    if (lid == 0u) { // walk the bins from the best down to the one holding the need-th element
+      var acc = 0u;
+      for (var b = 255i; b >= 0i; b--) {
+        let c = atomicLoad(&hist[b]);
+        if (acc + c >= need) { chosen = u32(b); need -= acc; done = select(0u, 1u, c == need); break; }
+        acc += c;
+      }
+    }
+    let bin = workgroupUniformLoad(&chosen);
+    if (d < 4u) { pk |= bin << (24u - 8u * d); mk |= 0xffu << (24u - 8u * d); }
+    else { pl |= bin << (56u - 8u * d); ml |= 0xffu << (56u - 8u * d); }
+    if (workgroupUniformLoad(&done) == 1u) { break; }
+  }
+  for (var t = lid; t < ${size}u; t += 256u) { sk[t] = 0u; si[t] = 0xffffffffu; } // padding sorts last
+  workgroupBarrier();
+  for (var i = lid; i < p.n; i += 256u) {
+    let key = key_of(x_at(base + i));
+    let hk = key & mk;
+    let hl = (p.n - 1u - i) & ml;
+    if (hk > pk || (hk == pk && hl >= pl)) {
+      let slot = atomicAdd(&count, 1u);
+      if (slot < ${size}u) { sk[slot] = key; si[slot] = i; }
+    }
+  }
+  workgroupBarrier();
+  for (var size = 2u; size <= ${size}u; size <<= 1u) {
+    for (var stride = size >> 1u; stride > 0u; stride >>= 1u) {
+      for (var t = lid; t < ${size / 2}u; t += 256u) {
+        let i = 2u * t - (t & (stride - 1u));
+        let j = i + stride;
+        if (better(sk[j], si[j], sk[i], si[i]) == ((i & size) == 0u)) { // descending blocks want the better first
+          let tk = sk[i]; sk[i] = sk[j]; sk[j] = tk;
+          let ti = si[i]; si[i] = si[j]; si[j] = ti;
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+  for (var t = lid; t < p.k; t += 256u) {
+    values[wg * p.k + t] = key_bits(sk[t]);
+    indices[wg * p.k + t] = si[t];
+  }
+}`;
+}
+
+const nextPow2 = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(2, v)));
+
+/**
+ * The `k` largest values along the last dim and their indices, largest first: `x [..., N]` ->
+ * `{ values [..., k] f32, indices [..., k] i32 }`, `1 <= k <= min(N, 1024)`. On the GPU one workgroup per
+ * row finds the k-th largest by a radix select (a few sweeps over the row), then sorts the k survivors.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from '@proj/core';
+ * import { topk } from '@proj/ops';
+ * const { values, indices } = topk(tensor([0.5, 3, 2, 3], [4]), 2);
+ * console.log(await values.toArray(), await indices.toArray()); // [3, 3] [1, 3]
+ * ```
+ */
+export function topk<S extends Shape, K extends number>(x: Tensor<S>, k: K): TopK<S, K> {
+  checkFloat('topk', x);
+  const { n, rows, outer } = rowsOf('topk', x);
+  checkShape(
+    Number.isInteger(k) && k >= 1 && k <= Math.min(n, MAX_TOPK),
+    'topk',
+    () => `k = ${k} must be an integer in [1, min(N, ${MAX_TOPK})] for x ${formatShape(x.shape)}`,
+  );
+  const shape = [...outer, k] as unknown as readonly [...Init<S>, K];
+  const device = deviceOf('topk', x);
+  if (!isGpu(device)) {
+    const ref = topkReference(cpuFloats(x), n, k);
+    return { values: tensor(ref.values, shape), indices: fromArray(ref.indices, shape, { dtype: 'i32' }) };
+  }
+  const values = empty(shape, 'f32', device);
+  const indices = empty(shape, 'i32', device);
+  const size = nextPow2(k);
+  device.dispatch({
+    op: 'topk',
+    key: `topk:${size}:${x.dtype}`,
+    wgsl: () => topkKernel(size, x.dtype),
+    buffers: [bind('topk', x), bind('topk', values), bind('topk', indices)],
+    uniforms: new Params().u32(rows).u32(n).u32(k).data(),
+    workgroups: grid(rows, device.caps.maxWorkgroupsPerDimension),
+  });
+  return { values, indices };
+}

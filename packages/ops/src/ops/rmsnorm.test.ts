@@ -1,0 +1,105 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { cpuFloats, randn, tensor } from '@proj/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WebGpuDevice } from '../gpu/device.js';
+import { expectClose, testDevice } from '../testing.js';
+import { rmsnorm, rmsnormReference } from './rmsnorm.js';
+
+const FIXTURES = new URL('../../../../../shared/fixtures/tiny-llama32-tied/', import.meta.url);
+
+/** Minimal safetensors parse (8-byte LE header length, JSON header, data): F32 and BF16 tensors as f32. */
+function readTensors(file: URL): Map<string, Float32Array> {
+  const bytes = readFileSync(file);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+  const out = new Map<string, Float32Array>();
+  for (const [name, info] of Object.entries<{ dtype: string; data_offsets: [number, number] }>(header)) {
+    if (name === '__metadata__') continue;
+    const data = bytes.subarray(
+      8 + headerLength + info.data_offsets[0],
+      8 + headerLength + info.data_offsets[1],
+    );
+    const u8 = new Uint8Array(data); // a copy, aligned
+    if (info.dtype === 'F32') out.set(name, new Float32Array(u8.buffer));
+    if (info.dtype === 'BF16') {
+      const u16 = new Uint16Array(u8.buffer);
+      out.set(name, new Float32Array(Uint32Array.from(u16, (h) => h << 16).buffer));
+    }
+  }
+  return out;
+}
+
+describe('rmsnorm on the CPU', () => {
+  it('normalises each row and multiplies by the weight', async () => {
+    const y = rmsnorm(tensor([3, 4, 0, 2], [2, 2]), tensor([1, 2], [2]), 1e-5);
+    expectClose(await y.toArray(), [0.848528, 2.262742, 0, 2.82842], { atol: 1e-5 });
+  });
+  it('rejects a weight that is not [D], naming both shapes', () => {
+    const x = tensor([1, 2, 3, 4, 5, 6], [2, 3] as number[]);
+    const w = tensor([1, 2], [2] as number[]);
+    expect(() => rmsnorm(x, w)).toThrow('rmsnorm: weight [2] must be [D] for x [2, 3] (D = 3)');
+  });
+  it('reproduces layer0.attn_norm_out of the tiny Llama 3.2 fixture', async ({ skip }) => {
+    if (!existsSync(FIXTURES)) {
+      if (process.env.CI === 'true') throw new Error(`fixtures missing at ${FIXTURES.pathname}`);
+      return skip(`no fixtures at ${FIXTURES.pathname}`);
+    }
+    const expected = readTensors(new URL('expected.safetensors', FIXTURES));
+    const weights = readTensors(new URL('model.safetensors', FIXTURES));
+    const embed = expected.get('embed')!;
+    const norm = weights.get('model.layers.0.input_layernorm.weight')!;
+    // Two f32 implementations of the same formula: they agree to a few f32 ULPs of values of order 1.
+    expectClose(rmsnormReference(embed, norm, 1e-5), expected.get('layer0.attn_norm_out')!, {
+      atol: 1e-5,
+      what: 'attn_norm_out',
+    });
+  });
+});
+
+describe('rmsnorm on WebGPU matches the CPU reference', () => {
+  let gpu: WebGpuDevice | undefined;
+  beforeAll(async () => {
+    gpu = await testDevice();
+  });
+  afterAll(() => gpu?.destroy());
+
+  // Tolerance: the GPU sums squares in f32 (a strided sum per invocation, then a tree), the reference in f64:
+  // the mean square differs by about (D/256 + 8) f32 ULPs at most, sqrt and the division add a few more, so
+  // the outputs (of order 1 to 10 here) agree to about 1e-6 relative: rtol 1e-5, and atol 1e-6 for outputs
+  // near zero.
+  const tol = { atol: 1e-6, rtol: 1e-5 };
+  const shapes: number[][] = [
+    [1, 1],
+    [3, 7],
+    [5, 257],
+    [2, 3, 64],
+    [7, 2048],
+    [1, 4099],
+    [64, 4096],
+    [3, 8193],
+  ];
+  for (const shape of shapes) {
+    for (const wtype of ['f32', 'bf16', 'f16'] as const) {
+      it(`x [${shape}], ${wtype} weight`, async ({ skip }) => {
+        if (!gpu) return skip('no WebGPU adapter');
+        const d = shape[shape.length - 1]!;
+        const x = randn(shape, { seed: d, std: 3 });
+        const w = randn([d], { seed: 5, mean: 1, std: 0.1, dtype: wtype });
+        const [gx, gw] = await Promise.all([x.to(gpu), w.to(gpu)]);
+        const y = rmsnorm(gx, gw, 1e-5);
+        expect(y.shape).toEqual(shape);
+        expectClose(await y.toArray(), rmsnormReference(cpuFloats(x), cpuFloats(w), 1e-5), tol);
+        for (const t of [gx, gw, y]) t.dispose();
+      });
+    }
+  }
+
+  it('keeps eps in an all-zero row (no division by zero)', async ({ skip }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const x = await tensor(new Float32Array(300), [1, 300]).to(gpu);
+    const w = await tensor(new Float32Array(300).fill(1), [300]).to(gpu);
+    const y = rmsnorm(x, w);
+    expect((await y.toArray()).every((v) => v === 0)).toBe(true);
+    for (const t of [x, w, y]) t.dispose();
+  });
+});

@@ -1,0 +1,184 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { cpuFloats, randn, type Tensor, tensor } from '@proj/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WebGpuDevice } from '../gpu/device.js';
+import { expectClose, testDevice } from '../testing.js';
+import { type RopeLayout, rope, ropeReference, ropeTables } from './rope.js';
+
+const FIXTURES = new URL('../../../../../shared/fixtures/tiny-llama32-tied/', import.meta.url);
+
+/** Minimal safetensors parse (8-byte LE header length, JSON header, data): F32 and BF16 tensors as f32. */
+function readTensors(file: URL): Map<string, Float32Array> {
+  const bytes = readFileSync(file);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+  const out = new Map<string, Float32Array>();
+  for (const [name, info] of Object.entries<{ dtype: string; data_offsets: [number, number] }>(header)) {
+    if (name === '__metadata__') continue;
+    const data = bytes.subarray(
+      8 + headerLength + info.data_offsets[0],
+      8 + headerLength + info.data_offsets[1],
+    );
+    const u8 = new Uint8Array(data); // a copy, aligned
+    if (info.dtype === 'F32') out.set(name, new Float32Array(u8.buffer));
+    if (info.dtype === 'BF16') {
+      const u16 = new Uint16Array(u8.buffer);
+      out.set(name, new Float32Array(Uint32Array.from(u16, (h) => h << 16).buffer));
+    }
+  }
+  return out;
+}
+
+/** Meta's interleaved head dims -> HF's half-split order: HF[i] = Meta[2i], HF[i + Dh/2] = Meta[2i + 1]. */
+function metaToHf(x: Float32Array, dh: number): Float32Array {
+  const out = new Float32Array(x.length);
+  const half = dh / 2;
+  for (let base = 0; base < x.length; base += dh) {
+    for (let i = 0; i < half; i++) {
+      out[base + i] = x[base + 2 * i]!;
+      out[base + half + i] = x[base + 2 * i + 1]!;
+    }
+  }
+  return out;
+}
+
+const INV_FREQ = Float32Array.from({ length: 64 }, (_, i) => 500000 ** (-i / 64));
+
+describe('rope on the CPU', () => {
+  it('rotates the pair (1, 0) by the angle', async () => {
+    const tables = ropeTables(new Float32Array([0.5]), 4);
+    const y = rope(tensor([1, 0], [1, 1, 2]), tables, { offset: 3, layout: 'half' });
+    expectClose(await y.toArray(), [Math.cos(1.5), Math.sin(1.5)], { atol: 1e-7 });
+    const byDefault = rope(tensor([1, 0], [1, 1, 2]), tables, { offset: 3 }); // layout 'half' by default
+    expect([...(await byDefault.toArray())]).toEqual([...(await y.toArray())]);
+  });
+  it('rejects an odd head dim, positions beyond the table and mismatched tables', () => {
+    const tables = ropeTables(new Float32Array([1, 0.1]), 8);
+    const odd = tensor(new Float32Array(6), [2, 1, 3]);
+    expect(() => rope(odd, tables, { layout: 'half' })).toThrow('rope: head dim 3 of x [2, 1, 3] is odd');
+    const x = tensor(new Float32Array(24), [3, 2, 4]);
+    expect(() => rope(x, tables, { offset: 6, layout: 'half' })).toThrow(
+      'rope: positions 6 to 8 of x [3, 2, 4] are beyond the 8-position table',
+    );
+    const wide = tensor(new Float32Array(48), [3, 2, 8]);
+    expect(() => rope(wide, tables, { layout: 'interleaved' })).toThrow('must both be [positions, 4]');
+  });
+  it('both layouts agree after permuting the head dims (exactly)', async () => {
+    const tables = ropeTables(INV_FREQ.subarray(0, 8), 40);
+    const meta = cpuFloats(randn([5, 3, 16], { seed: 2 }));
+    const viaMeta = await rope(tensor(meta, [5, 3, 16]), tables, {
+      offset: 30,
+      layout: 'interleaved',
+    }).toArray();
+    const viaHf = await rope(tensor(metaToHf(meta, 16), [5, 3, 16]), tables, {
+      offset: 30,
+      layout: 'half',
+    }).toArray();
+    expect([...viaHf]).toEqual([...metaToHf(viaMeta, 16)]);
+  });
+
+  it('matches the tiny Llama 3.2 fixture (tables, and q/k after RoPE)', async ({ skip }) => {
+    if (!existsSync(FIXTURES)) {
+      if (process.env.CI === 'true') throw new Error(`fixtures missing at ${FIXTURES.pathname}`);
+      return skip(`no fixtures at ${FIXTURES.pathname}`);
+    }
+    const expected = readTensors(new URL('expected.safetensors', FIXTURES));
+    const weights = readTensors(new URL('model.safetensors', FIXTURES));
+    const seq = 11;
+    const tables = ropeTables(expected.get('rope.inv_freq')!, seq);
+    // Meta rounds each angle p * f to f32 before cos/sin; we do not. For positions <= 10 that moves the
+    // angle by at most half an f32 ULP of 10 (4.8e-7), and cos/sin by no more: atol 1e-6.
+    expectClose(cpuFloats(tables.cos), expected.get('rope.cos')!, { atol: 1e-6, what: 'rope.cos' });
+    expectClose(cpuFloats(tables.sin), expected.get('rope.sin')!, { atol: 1e-6, what: 'rope.sin' });
+    // q = attn_norm_out @ Wq^T in HF layout, then RoPE 'half'; compared with Meta's (reordered) q_rope.
+    // The fixture README measures 7e-7 between two f32 implementations here: atol 1e-5 leaves room for
+    // the f64 vs f32 matmul and table differences on values of order 1.
+    const x = expected.get('layer0.attn_norm_out')!;
+    for (const [name, proj, heads] of [
+      ['q', 'q_proj', 8],
+      ['k', 'k_proj', 2],
+    ] as const) {
+      const w = weights.get(`model.layers.0.self_attn.${proj}.weight`)!;
+      const n = heads * 8;
+      const q = new Float32Array(seq * n);
+      for (let s = 0; s < seq; s++) {
+        for (let o = 0; o < n; o++) {
+          let acc = 0;
+          for (let k = 0; k < 64; k++) acc += x[s * 64 + k]! * w[o * 64 + k]!;
+          q[s * n + o] = acc;
+        }
+      }
+      const rotated = rope(tensor(q, [seq, heads, 8]), tables, { layout: 'half' });
+      expectClose(await rotated.toArray(), expected.get(`layer0.${name}_rope`)!, { atol: 1e-5, what: name });
+    }
+  });
+});
+
+describe('rope on WebGPU matches the CPU reference', () => {
+  let gpu: WebGpuDevice | undefined;
+  beforeAll(async () => {
+    gpu = await testDevice();
+  });
+  afterAll(() => gpu?.destroy());
+
+  // Tolerance: each output is a*c -/+ b*s of f32 values with |a|, |b| <= ~5 and |c|, |s| <= 1; the GPU
+  // rounds each product (or fuses one into an FMA) while the reference rounds once, a difference of at most
+  // ~2 ULPs of 8, i.e. about 2e-6: atol 2e-6.
+  const tol = { atol: 2e-6 };
+  const cases: [number, number, number, number][] = [
+    [1, 1, 2, 0],
+    [3, 5, 6, 7],
+    [7, 3, 128, 100],
+    [37, 4, 64, 2],
+    [129, 8, 128, 0],
+  ];
+  for (const [seq, heads, dh, offset] of cases) {
+    for (const layout of ['half', 'interleaved'] as const) {
+      it(`[${seq}, ${heads}, ${dh}] at offset ${offset}, ${layout}`, async ({ skip }) => {
+        if (!gpu) return skip('no WebGPU adapter');
+        const tables = ropeTables(INV_FREQ.subarray(0, dh / 2), offset + seq + 3, gpu);
+        const x = randn([seq, heads, dh], { seed: seq * dh + offset, std: 1.5 });
+        const gx = await x.to(gpu);
+        const y = rope(gx, tables, { offset, layout });
+        const [cos, sin] = await Promise.all([tables.cos.toArray(), tables.sin.toArray()]);
+        const want = ropeReference(cpuFloats(x), [seq, heads, dh], cos, sin, offset, layout);
+        expectClose(await y.toArray(), want, { ...tol, what: layout });
+        for (const t of [gx, y, tables.cos, tables.sin]) t.dispose();
+      });
+    }
+  }
+
+  it('layouts agree after the permutation on the GPU too, and bf16 input works', async ({ skip }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const tables = ropeTables(INV_FREQ, 64, gpu);
+    const meta = cpuFloats(randn([9, 5, 128], { seed: 11 }));
+    const run = async (data: Float32Array, layout: RopeLayout) => {
+      const x: Tensor<readonly [9, 5, 128]> = await tensor(data, [9, 5, 128]).to(gpu!);
+      const y = rope(x, tables, { offset: 50, layout });
+      const out = await y.toArray();
+      x.dispose();
+      y.dispose();
+      return out;
+    };
+    const viaMeta = await run(meta, 'interleaved');
+    const viaHf = await run(metaToHf(meta, 128), 'half');
+    // The same kernel code runs on the same pair of values, only the indices differ: bit-identical.
+    expect([...viaHf]).toEqual([...metaToHf(viaMeta, 128)]);
+
+    const b = randn([4, 3, 32], { seed: 12, dtype: 'bf16' });
+    const gb = await b.to(gpu);
+    const small = ropeTables(INV_FREQ.subarray(0, 16), 4, gpu);
+    const y = rope(gb, small, { layout: 'interleaved' });
+    const host = ropeTables(INV_FREQ.subarray(0, 16), 4);
+    const want = ropeReference(
+      cpuFloats(b),
+      [4, 3, 32],
+      cpuFloats(host.cos),
+      cpuFloats(host.sin),
+      0,
+      'interleaved',
+    );
+    expectClose(await y.toArray(), want, tol);
+    for (const t of [gb, y, small.cos, small.sin, tables.cos, tables.sin]) t.dispose();
+  });
+});
