@@ -1,0 +1,380 @@
+/**
+ * Causal scaled dot-product attention with grouped-query heads (GQA), the way Llama 3 uses it:
+ * `softmax(q k^T * scale + mask) v` per head, where query head `h` reads key/value head `h / (Hq / Hkv)`.
+ *
+ * Positions: query row `i` sits at absolute position `offset + i` and sees key rows `j < length` with
+ * `j <= offset + i` (when causal). `k`/`v` may be a preallocated cache with more rows than `length`; rows at
+ * or past `length` are never read.
+ * @module
+ */
+import {
+  type Check,
+  checkShape,
+  cpuFloats,
+  type DimsMatch,
+  empty,
+  formatShape,
+  type Last,
+  type Shape,
+  type ShapesMatch,
+  type Tensor,
+  tensor,
+} from '@proj/core';
+import { bind, deviceOf, grid, isGpu, Params } from '../op.js';
+import { LINEAR_WORKGROUP, params } from '../wgsl.js';
+
+/**
+ * The compile-time rule of {@link attention}: q, k, v have rank 3, q and k share `Dh`, v has k's shape.
+ * (That `Hq` is a multiple of `Hkv` is checked at run time.)
+ */
+export type AttentionCheck<Q extends Shape, K extends Shape, V extends Shape> = Check<
+  ShapesMatch<Q, readonly [number, number, number]> extends true
+    ? ShapesMatch<K, readonly [number, number, number]> extends true
+      ? DimsMatch<Last<Q>, Last<K>> extends true
+        ? ShapesMatch<K, V>
+        : false
+      : false
+    : false,
+  'attention: q must be [S, Hq, Dh], k and v both [T, Hkv, Dh]'
+>;
+
+/** Options of {@link attention}. */
+export interface AttentionOptions {
+  /** Absolute position of query row 0 (the number of tokens before this call; Meta's `start_pos`). */
+  offset: number;
+  /** Key rows to attend to, `<= T` (default `offset + S`: every token up to the last query). */
+  length?: number;
+  /** Multiplies the logits (default `1 / sqrt(Dh)`). */
+  scale?: number;
+  /** Mask keys after each query's position (default true). */
+  causal?: boolean;
+  /**
+   * WebGPU tuning: keys per workgroup (rounded up to 64). Fewer than `length` splits each (row, head) over
+   * several workgroups whose partial softmaxes a second kernel merges, so a decode step (few rows, many
+   * keys) fills a GPU. Default: no split on software adapters (their few cores are busy anyway); on GPUs,
+   * chunks of at least 256 keys, enough for about 1024 workgroups.
+   */
+  keysPerWorkgroup?: number;
+}
+
+/** The sizes of one attention call, as the reference and the kernel see them. */
+export interface AttentionDims {
+  /** Query rows. */
+  seq: number;
+  /** Query heads. */
+  heads: number;
+  /** Key/value heads (`heads` is a multiple of it). */
+  kvHeads: number;
+  /** Elements per head. */
+  headDim: number;
+  /** Key/value rows stored (the first `length` of them are read). */
+  keys: number;
+}
+
+/** `options` with every default filled in (the WebGPU tuning aside). */
+export type ResolvedAttentionOptions = Required<Omit<AttentionOptions, 'keysPerWorkgroup'>>;
+
+/** Checks shapes and options (errors name the op and the sizes) and fills in the defaults. */
+export function attentionShape(
+  q: Shape,
+  k: Shape,
+  v: Shape,
+  options: AttentionOptions,
+): { dims: AttentionDims; options: ResolvedAttentionOptions } {
+  const op = 'attention';
+  const shapes = () => `q ${formatShape(q)}, k ${formatShape(k)}, v ${formatShape(v)}`;
+  checkShape(
+    q.length === 3 && k.length === 3,
+    op,
+    () => `q must be [S, Hq, Dh], k [T, Hkv, Dh]: ${shapes()}`,
+  );
+  const [seq, heads, headDim] = q as [number, number, number];
+  const [keys, kvHeads, kDim] = k as [number, number, number];
+  checkShape(
+    kDim === headDim,
+    op,
+    () => `head dims differ: q has Dh = ${headDim}, k has ${kDim} (${shapes()})`,
+  );
+  checkShape(
+    v.length === 3 && v.every((d, i) => d === k[i]),
+    op,
+    () => `v must have k's shape [T, Hkv, Dh]: ${shapes()}`,
+  );
+  checkShape(
+    kvHeads > 0 && heads % kvHeads === 0,
+    op,
+    () => `q's ${heads} heads are not a multiple of k's ${kvHeads} kv heads (${shapes()})`,
+  );
+  const { offset } = options;
+  const length = options.length ?? offset + seq;
+  checkShape(Number.isSafeInteger(offset) && offset >= 0, op, () => `offset ${offset} is not a position`);
+  checkShape(
+    Number.isSafeInteger(length) && length >= 0 && length <= keys,
+    op,
+    () => `length ${length} is outside k's ${keys} rows (${shapes()}, offset ${offset})`,
+  );
+  return {
+    dims: { seq, heads, kvHeads, headDim, keys },
+    options: {
+      offset,
+      length,
+      scale: options.scale ?? 1 / Math.sqrt(headDim),
+      causal: options.causal ?? true,
+    },
+  };
+}
+
+/**
+ * The CPU reference, in f64 with a max-subtracted softmax: `q [S, Hq, Dh]`, `k`/`v [T, Hkv, Dh]` ->
+ * `[S, Hq, Dh]`. Rows that see no key (only when `length` is 0) are 0.
+ */
+export function attentionReference(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  dims: AttentionDims,
+  options: ResolvedAttentionOptions,
+): Float32Array {
+  const { seq, heads, kvHeads, headDim } = dims;
+  const { offset, length, scale, causal } = options;
+  const group = heads / kvHeads;
+  const out = new Float32Array(seq * heads * headDim);
+  const scores = new Float64Array(length);
+  const acc = new Float64Array(headDim);
+  for (let i = 0; i < seq; i++) {
+    const limit = causal ? Math.min(length, offset + i + 1) : length;
+    for (let h = 0; h < heads; h++) {
+      const qBase = (i * heads + h) * headDim;
+      const kvBase = Math.floor(h / group) * headDim;
+      let max = Number.NEGATIVE_INFINITY;
+      for (let j = 0; j < limit; j++) {
+        const kBase = j * kvHeads * headDim + kvBase;
+        let dot = 0;
+        for (let d = 0; d < headDim; d++) dot += q[qBase + d]! * k[kBase + d]!;
+        scores[j] = dot * scale;
+        max = Math.max(max, dot * scale);
+      }
+      acc.fill(0);
+      let sum = 0;
+      for (let j = 0; j < limit; j++) {
+        const p = Math.exp(scores[j]! - max);
+        sum += p;
+        const vBase = j * kvHeads * headDim + kvBase;
+        for (let d = 0; d < headDim; d++) acc[d]! += p * v[vBase + d]!;
+      }
+      for (let d = 0; d < headDim; d++) out[qBase + d] = sum > 0 ? acc[d]! / sum : 0;
+    }
+  }
+  return out;
+}
+
+// Keys per block and invocations per workgroup. 64 keeps lavapipe's SIMD lanes busy and is a common GPU wave.
+const BLOCK = 64;
+// Start of the running max: finite (WGSL may assume no infinities) yet exp(NO_SCORE - m) is 0 for any real m.
+const NO_SCORE = '-3.0e38';
+
+// The head size is a uniform, not a constant: LLVM (lavapipe) fully unrolls constant-bound loops, which made
+// the Dh = 128 pipeline take seconds to compile, and one pipeline now serves every head size.
+const WGSL = `
+@group(0) @binding(0) var<storage, read> q: array<vec4f>;
+@group(0) @binding(1) var<storage, read> k: array<vec4f>;
+@group(0) @binding(2) var<storage, read> v: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> out: array<vec4f>;
+${params(4, { rows: 'u32', heads: 'u32', group: 'u32', kvHeads: 'u32', offset: 'u32', length: 'u32', causal: 'u32', scale: 'f32', cols: 'u32', subsets: 'u32', parts: 'u32', split: 'u32' })}
+const B = ${BLOCK}u;
+var<workgroup> qs: array<vec4f, B>; // this row's query, already scaled (Dh / 4 <= B columns)
+var<workgroup> scores: array<vec4f, ${BLOCK / 4}>; // this block's logits (vec4 so the max takes B / 4 steps)
+var<workgroup> probs: array<f32, B>; // exp(logit - running max)
+var<workgroup> partAcc: array<vec4f, B>;
+var<workgroup> partSum: array<f32, B>;
+
+// One workgroup per (query row, head, chunk of p.split keys); keys stream through in blocks of B with an
+// online softmax, so no score matrix is written to memory. Per block: lane t scores key t, every lane finds
+// the block max, lane t writes its probability, then each lane sums probability * v over its keys for its
+// column. With one chunk the result goes to out [S, Hq, Dh]; with several, each writes its unnormalised
+// sum and (max, sum of exp) to out [S * Hq, parts, C + 1] for the merge kernel.
+@compute @workgroup_size(${BLOCK})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  ${LINEAR_WORKGROUP}
+  if (wg >= p.rows * p.heads * p.parts) { return; }
+  // Output phase: lane t owns vec4 column t % C for the keys j = t / C (mod KS) of each block; the KS
+  // partial sums are combined at the end.
+  let C = p.cols; // vec4 columns per head
+  let KS = p.subsets; // B / C
+  let rh = wg / p.parts; // row * Hq + head
+  let i = rh / p.heads;
+  let kvBase = (rh % p.heads) / p.group * C;
+  let kvStride = p.kvHeads * C;
+  let qBase = rh * C; // q and out are [S, Hq, Dh]: row i, head h starts at (i * Hq + h) * Dh
+  for (var c = lid; c < C; c += B) { qs[c] = q[qBase + c] * p.scale; }
+  var limit = p.length;
+  if (p.causal != 0u) { limit = min(limit, p.offset + i + 1u); }
+  let begin = (wg % p.parts) * p.split;
+  let end = min(limit, begin + p.split);
+  let col = lid % C;
+  let sub = lid / C;
+  workgroupBarrier();
+  var m = ${NO_SCORE}; // running max of the logits
+  var l = 0.0; // running sum of exp(logit - m) over this lane's keys
+  var acc = vec4f(0.0); // running sum of exp(logit - m) * v over this lane's keys
+  for (var j0 = begin; j0 < end; j0 += B) {
+    let n = min(B, end - j0);
+    var s = ${NO_SCORE};
+    if (lid < n) {
+      let kRow = (j0 + lid) * kvStride + kvBase;
+      var dot4 = vec4f(0.0);
+      for (var c = 0u; c < C; c++) { dot4 += qs[c] * k[kRow + c]; }
+      s = dot4.x + dot4.y + dot4.z + dot4.w;
+    }
+    scores[lid / 4u][lid % 4u] = s;
+    workgroupBarrier();
+    var max4 = vec4f(m);
+    for (var j = 0u; j < B / 4u; j++) { max4 = max(max4, scores[j]); }
+    let mNew = max(max(max4.x, max4.y), max(max4.z, max4.w));
+    probs[lid] = exp(s - mNew);
+    // One barrier per phase is enough: the next block rewrites probs only after its first barrier.
+    workgroupBarrier();
+    let alpha = exp(m - mNew); // rescales what was summed under the old max
+    m = mNew;
+    acc *= alpha;
+    l *= alpha;
+    if (sub < KS) {
+      for (var j = sub; j < n; j += KS) {
+        let pj = probs[j];
+        l += pj;
+        acc += pj * v[(j0 + j) * kvStride + kvBase + col];
+      }
+    }
+  }
+  partAcc[lid] = acc;
+  partSum[lid] = l;
+  workgroupBarrier();
+  if (lid < C) {
+    var total = vec4f(0.0);
+    var sum = 0.0;
+    for (var t = lid; t < KS * C; t += C) {
+      total += partAcc[t];
+      sum += partSum[t];
+    }
+    if (p.parts == 1u) {
+      out[qBase + lid] = select(vec4f(0.0), total / sum, sum > 0.0);
+    } else {
+      out[wg * (C + 1u) + lid] = total;
+      if (lid == 0u) { out[wg * (C + 1u) + C] = vec4f(m, sum, 0.0, 0.0); }
+    }
+  }
+}`;
+
+// Merges the chunks of each (row, head): rescales every chunk's sums to the largest max, then divides.
+const MERGE_WGSL = `
+@group(0) @binding(0) var<storage, read> partial: array<vec4f>;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4f>;
+${params(2, { count: 'u32', cols: 'u32', parts: 'u32' })}
+@compute @workgroup_size(${BLOCK})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  ${LINEAR_WORKGROUP}
+  let C = p.cols;
+  if (wg >= p.count || lid >= C) { return; }
+  let base = wg * p.parts * (C + 1u);
+  var mMax = ${NO_SCORE};
+  for (var part = 0u; part < p.parts; part++) { mMax = max(mMax, partial[base + part * (C + 1u) + C].x); }
+  var sum = 0.0;
+  var total = vec4f(0.0);
+  for (var part = 0u; part < p.parts; part++) {
+    let at = base + part * (C + 1u);
+    let stats = partial[at + C]; // (max, sum of exp); an empty chunk has max NO_SCORE and weighs 0
+    let w = exp(stats.x - mMax);
+    sum += w * stats.y;
+    total += w * partial[at + lid];
+  }
+  out[wg * C + lid] = select(vec4f(0.0), total / sum, sum > 0.0);
+}`;
+
+/** Keys per workgroup: the requested number, or all of them on software adapters, else see the option. */
+function keysPerWorkgroup(software: boolean, rowHeads: number, length: number, requested?: number): number {
+  let keys = requested ?? (software ? length : Math.max(256, length / Math.ceil(1024 / rowHeads)));
+  keys = Math.ceil(Math.max(1, keys) / BLOCK) * BLOCK;
+  return Math.min(keys, Math.ceil(Math.max(1, length) / BLOCK) * BLOCK);
+}
+
+/**
+ * Causal attention with grouped-query heads:
+ * `q [S, Hq, Dh]`, `k`/`v [T, Hkv, Dh]` -> `[S, Hq, Dh]` f32, with `out[i, h] = softmax(scale * q[i, h] .
+ * k[j, g]) v[j, g]` over the visible keys `j` (see the module), `g = h / (Hq / Hkv)`.
+ *
+ * For a decode step against a `KvCache`, see `KvCache.attend`. q, k and v are f32; on WebGPU `Dh` must be
+ * a multiple of 4 (the kernel reads vec4s) and at most 256.
+ *
+ * @example
+ * ```ts
+ * import { randn } from '@proj/core';
+ * import { attention } from '@proj/ops';
+ * const q = randn([5, 8, 16], { seed: 1 }); // 5 tokens, 8 query heads of 16
+ * const k = randn([5, 2, 16], { seed: 2 }); // 2 kv heads: each serves 4 query heads
+ * const v = randn([5, 2, 16], { seed: 3 });
+ * const out = attention(q, k, v, { offset: 0 });
+ * console.log(out.shape); // [5, 8, 16]
+ * ```
+ */
+export function attention<Q extends Shape, K extends Shape, V extends Shape>(
+  q: Tensor<Q>,
+  k: Tensor<K> & AttentionCheck<Q, K, V>,
+  v: Tensor<V>,
+  options: AttentionOptions,
+): Tensor<Q, 'f32'> {
+  const op = 'attention';
+  const { dims, options: o } = attentionShape(q.shape, k.shape, v.shape, options);
+  if (q.dtype !== 'f32' || k.dtype !== 'f32' || v.dtype !== 'f32') {
+    throw new Error(`${op}: q, k and v must be f32, got ${q.dtype}, ${k.dtype} and ${v.dtype}`);
+  }
+  const device = deviceOf(op, q, k, v);
+  if (!isGpu(device)) {
+    return tensor(attentionReference(cpuFloats(q), cpuFloats(k), cpuFloats(v), dims, o), q.shape);
+  }
+  const { seq, heads, kvHeads, headDim } = dims;
+  checkShape(
+    headDim % 4 === 0 && headDim <= 4 * BLOCK,
+    op,
+    () => `the WebGPU kernel needs Dh a multiple of 4 and at most ${4 * BLOCK}, got Dh = ${headDim}`,
+  );
+  const out = empty(q.shape, 'f32', device);
+  if (out.numel === 0) return out;
+  const rowHeads = seq * heads;
+  const cols = headDim / 4;
+  const split = keysPerWorkgroup(device.caps.software, rowHeads, o.length, options.keysPerWorkgroup);
+  const parts = Math.max(1, Math.ceil(o.length / split));
+  const partial = parts > 1 ? empty([rowHeads * parts * (cols + 1) * 4], 'f32', device) : undefined;
+  device.dispatch({
+    op,
+    key: op,
+    wgsl: () => WGSL,
+    buffers: [bind(op, q), bind(op, k), bind(op, v), bind(op, partial ?? out)],
+    uniforms: new Params()
+      .u32(seq)
+      .u32(heads)
+      .u32(heads / kvHeads)
+      .u32(kvHeads)
+      .u32(o.offset)
+      .u32(o.length)
+      .u32(o.causal ? 1 : 0)
+      .f32(o.scale)
+      .u32(cols)
+      .u32(Math.floor(BLOCK / cols))
+      .u32(parts)
+      .u32(split)
+      .data(),
+    workgroups: grid(rowHeads * parts, device.caps.maxWorkgroupsPerDimension),
+  });
+  if (partial) {
+    device.dispatch({
+      op,
+      key: `${op}-merge`,
+      wgsl: () => MERGE_WGSL,
+      buffers: [bind(op, partial), bind(op, out)],
+      uniforms: new Params().u32(rowHeads).u32(cols).u32(parts).data(),
+      workgroups: grid(rowHeads, device.caps.maxWorkgroupsPerDimension),
+    });
+    partial.dispose(); // back to the pool after the recorded work
+  }
+  return out;
+}
