@@ -5,7 +5,7 @@ export default defineConfig({
   resolve: { conditions: ['source', 'import', 'node', 'default'] },
   ssr: { resolve: { conditions: ['source', 'import', 'node', 'default'], externalConditions: ['source'] } },
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'examples/**/*.test.ts', 'bench/**/*.test.ts'],
+    include: ['packages/*/src/**/*.test.ts', 'examples/**/*.test.ts', 'docs/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // WebGPU devices and big fixtures are heavy on a 2-core machine: run test files one at a time.

@@ -60,6 +60,7 @@ export interface WebGpuDeviceOptions {
 
 const UNIFORM_ARENA_BYTES = 64 * 1024;
 const MAX_DISPATCHES_PER_SUBMIT = 2048;
+const MAX_CACHED_BIND_GROUPS = 8192;
 
 /** GPU memory holding one tensor. */
 export class GpuStorage implements Storage {
@@ -102,6 +103,10 @@ export class WebGpuDevice implements Device {
   #uniformBuffer: GPUBuffer | undefined;
   readonly #freeUniformBuffers: GPUBuffer[] = [];
   readonly #staging = new Map<number, GPUBuffer[]>();
+  readonly #bindGroups = new Map<string, GPUBindGroup>();
+  readonly #bufferIds = new WeakMap<GPUBuffer, number>();
+  #nextBufferId = 1;
+  #batchOps = new Set<string>();
   #pendingErrors: Promise<GpuOpError | undefined>[] = [];
   #lost: string | undefined;
   #release: (() => void) | undefined;
@@ -187,15 +192,15 @@ export class WebGpuDevice implements Device {
     const staging = this.#acquireStaging(size);
     try {
       this.#endPass();
-      const encoder = this.#encoder ?? this.gpu.createCommandEncoder();
-      this.#encoder = encoder;
+      const encoder = this.#beginBatch();
       if (size > 0) encoder.copyBufferToBuffer(src.buffer, 0, staging, 0, size);
       this.flush();
       await this.#throwPendingErrors();
       await staging.mapAsync(MAP_READ, 0, staging.size);
       return new Uint8Array(staging.getMappedRange(0, staging.size)).slice(0, src.byteLength);
     } catch (error) {
-      if (this.#lost !== undefined && !(error instanceof DeviceLostError)) throw new DeviceLostError('read', this.#lost);
+      if (this.#lost !== undefined && !(error instanceof DeviceLostError))
+        throw new DeviceLostError('read', this.#lost);
       throw error;
     } finally {
       if (staging.mapState === 'mapped') staging.unmap();
@@ -209,7 +214,11 @@ export class WebGpuDevice implements Device {
     const bytes = sizeClass(Math.max(size, 4));
     return (
       this.#staging.get(bytes)?.pop() ??
-      this.gpu.createBuffer({ label: 'read', size: bytes, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST })
+      this.gpu.createBuffer({
+        label: 'read',
+        size: bytes,
+        usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST,
+      })
     );
   }
 
@@ -264,24 +273,41 @@ export class WebGpuDevice implements Device {
     }
     if (x * y * z === 0) return;
     const pipeline = this.#pipeline(d);
-    const entries: GPUBindGroupEntry[] = d.buffers.map((b, binding) => ({
-      binding,
-      resource: { buffer: b.buffer, offset: b.offset, size: b.size },
-    }));
-    if (d.uniforms) entries.push({ binding: entries.length, resource: this.#uniformSlot(d.uniforms) });
-    this.gpu.pushErrorScope('validation');
-    const bindGroup = this.gpu.createBindGroup({
-      label: d.op,
-      layout: pipeline.getBindGroupLayout(0),
-      entries,
-    });
+    const uniform = d.uniforms ? this.#uniformSlot(d.uniforms) : undefined;
     const pass = this.#beginPass();
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setBindGroup(0, this.#bindGroup(d, pipeline, uniform));
     pass.dispatchWorkgroups(x, y, z);
-    this.#watch(d.op, this.gpu.popErrorScope());
+    this.#batchOps.add(d.op);
     this.stats.dispatches++;
     if (++this.#dispatchesInBatch >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  // Bind groups are cached by what they bind: a decode loop binds the same pooled buffers and uniform
+  // slots every token, so after the first token no bind group is created (creating one per dispatch was a
+  // large share of the per-dispatch cost).
+  #bindGroup(d: Dispatch, pipeline: GPUComputePipeline, uniform: GPUBufferBinding | undefined): GPUBindGroup {
+    let key = d.key;
+    for (const b of d.buffers) key += `|${this.#bufferId(b.buffer)}:${b.offset}:${b.size}`;
+    if (uniform) key += `|u${this.#bufferId(uniform.buffer)}:${uniform.offset}:${uniform.size}`;
+    let group = this.#bindGroups.get(key);
+    if (!group) {
+      if (this.#bindGroups.size >= MAX_CACHED_BIND_GROUPS) this.#bindGroups.clear();
+      const entries: GPUBindGroupEntry[] = d.buffers.map((b, binding) => ({
+        binding,
+        resource: { buffer: b.buffer, offset: b.offset, size: b.size },
+      }));
+      if (uniform) entries.push({ binding: entries.length, resource: uniform });
+      group = this.gpu.createBindGroup({ label: d.op, layout: pipeline.getBindGroupLayout(0), entries });
+      this.#bindGroups.set(key, group);
+    }
+    return group;
+  }
+
+  #bufferId(buffer: GPUBuffer): number {
+    let id = this.#bufferIds.get(buffer);
+    if (id === undefined) this.#bufferIds.set(buffer, (id = this.#nextBufferId++));
+    return id;
   }
 
   #uniformSlot(data: ArrayBufferView): GPUBufferBinding {
@@ -303,10 +329,20 @@ export class WebGpuDevice implements Device {
     return { buffer: this.#uniformBuffer, offset, size };
   }
 
+  // One validation error scope per batch (not per dispatch: each scope costs a promise). Dawn's messages
+  // name the labelled object, and every bind group is labelled with its op, so errors still name the op.
+  #beginBatch(): GPUCommandEncoder {
+    if (!this.#encoder) {
+      this.gpu.pushErrorScope('validation');
+      this.#encoder = this.gpu.createCommandEncoder();
+      this.#batchOps = new Set();
+    }
+    return this.#encoder;
+  }
+
   #beginPass(): GPUComputePassEncoder {
     if (!this.#pass) {
-      this.#encoder ??= this.gpu.createCommandEncoder();
-      this.#pass = this.#encoder.beginComputePass();
+      this.#pass = this.#beginBatch().beginComputePass();
     }
     return this.#pass;
   }
@@ -325,6 +361,15 @@ export class WebGpuDevice implements Device {
       this.gpu.queue.writeBuffer(uniforms, 0, this.#uniformData, 0, this.#uniformUsed);
     }
     this.gpu.queue.submit([this.#encoder.finish()]);
+    const ops = [...this.#batchOps];
+    const scope = this.gpu.popErrorScope();
+    this.#pendingErrors.push(
+      scope.then((e) => {
+        if (!e) return undefined;
+        const named = ops.find((op) => e.message.includes(`"${op}"`));
+        return new GpuOpError(named ?? `one of [${ops.join(', ')}]`, e.message);
+      }),
+    );
     this.stats.submits++;
     this.#encoder = undefined;
     this.#dispatchesInBatch = 0;
@@ -339,6 +384,7 @@ export class WebGpuDevice implements Device {
   /** Frees pooled buffers that no tensor uses. */
   trim(): void {
     this.flush();
+    this.#bindGroups.clear(); // they may reference the buffers about to be destroyed
     this.#pool.trim();
   }
 

@@ -8,7 +8,9 @@ describe('add / mul shapes', () => {
   const batch = dim('batch', 4);
 
   it('equal and trailing shapes compile and keep the left shape', () => {
-    expectTypeOf(add(zeros([seq, 8]), zeros([seq, 8]))).toEqualTypeOf<Tensor<readonly [Dim<'seq'>, 8], 'f32'>>();
+    expectTypeOf(add(zeros([seq, 8]), zeros([seq, 8]))).toEqualTypeOf<
+      Tensor<readonly [Dim<'seq'>, 8], 'f32'>
+    >();
     expectTypeOf(mul(zeros([seq, 8]), zeros([8]))).toEqualTypeOf<Tensor<readonly [Dim<'seq'>, 8], 'f32'>>();
   });
 

@@ -1,0 +1,90 @@
+import { empty, tensor } from '@proj/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { add } from '../ops/binary.js';
+import { testDevice } from '../testing.js';
+import type { WebGpuDevice } from './device.js';
+import { DeviceLostError, GpuOpError } from './errors.js';
+
+describe('WebGpuDevice', () => {
+  let gpu: WebGpuDevice | undefined;
+  beforeAll(async () => {
+    gpu = await testDevice();
+  });
+  afterAll(() => gpu?.destroy());
+
+  it('batches dispatches into one submit per read', async ({ skip }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const a = tensor([1, 2, 3], [3], { device: gpu });
+    const before = { ...gpu.stats };
+    let x = a;
+    for (let i = 0; i < 10; i++) x = add(x, a);
+    expect([...(await x.toArray())]).toEqual([11, 22, 33]);
+    expect(gpu.stats.dispatches - before.dispatches).toBe(10);
+    expect(gpu.stats.submits - before.submits).toBe(1);
+  });
+
+  it('reuses pooled buffers once tensors are disposed', async ({ skip }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const a = tensor([1, 2, 3], [3], { device: gpu });
+    const run = async () => {
+      const y = add(a, a);
+      await y.toArray();
+      y.dispose();
+    };
+    await run();
+    const created = gpu.memory.created;
+    for (let i = 0; i < 5; i++) await run();
+    expect(gpu.memory.created).toBe(created);
+  });
+
+  it('reports a shader error with the op name when the result is read', async ({ skip }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const out = empty([4], 'f32', gpu);
+    gpu.dispatch({
+      op: 'broken-op',
+      key: 'broken-op:1',
+      wgsl: () => '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_name; }',
+      buffers: [],
+      workgroups: [1],
+    });
+    const error = await out.toArray().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GpuOpError);
+    expect((error as GpuOpError).op).toBe('broken-op');
+  });
+
+  it('reports a bind group error with the op name (the batch scope finds it by label)', async ({ skip }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const out = empty([4], 'f32', gpu);
+    // The shader's uniform struct is 32 bytes; the 16-byte binding is a validation error.
+    gpu.dispatch({
+      op: 'bad-binding',
+      key: 'bad-binding:1',
+      wgsl: () =>
+        'struct P { a: vec4u, b: vec4u }\n@group(0) @binding(0) var<uniform> p: P;\n' +
+        '@compute @workgroup_size(1) fn main() { _ = p.b.x; }',
+      buffers: [],
+      uniforms: new Uint32Array(4),
+      workgroups: [1],
+    });
+    const error = await out.toArray().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GpuOpError);
+    expect((error as GpuOpError).message).toContain('bad-binding');
+  });
+
+  it('refuses an allocation over the device limits, naming the op', ({ skip }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    expect(() => gpu!.alloc(gpu!.caps.maxBufferSize + 1)).toThrow(
+      /alloc: a buffer of \d+ bytes exceeds the device limit maxBufferSize/,
+    );
+  });
+
+  it('turns a lost device into DeviceLostError on the next op', async () => {
+    const lost = await testDevice();
+    if (!lost) return;
+    const a = tensor([1], [1], { device: lost });
+    lost.gpu.destroy(); // what a driver reset looks like to the program
+    await new Promise((r) => setTimeout(r, 50));
+    expect(() => add(a, a)).toThrow(DeviceLostError);
+    lost.destroy();
+  });
+});
