@@ -83,6 +83,7 @@ class StopStringFilter {
  *
  * @example
  * ```ts
+ * // doc-example: no-run (needs a downloaded checkpoint)
  * import { generate, loadLlama } from '@proj/llama3';
  * import { loadTokenizer } from '@proj/tokenizer';
  * const model = await loadLlama('./Llama-3.2-1B');

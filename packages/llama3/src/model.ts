@@ -19,9 +19,9 @@ import {
   narrow,
   type RopeTables,
   rmsnorm,
-  rope,
+  ropeQkv,
   ropeTables,
-  swiglu,
+  swigluPacked,
 } from '@proj/ops';
 import type { LlamaConfig } from './config.js';
 import { ropeInverseFrequencies } from './rope-frequencies.js';
@@ -147,25 +147,25 @@ export class Llama {
 
   /** One transformer block: `x + Attention(RMSNorm(x))`, then `+ SwiGLU(RMSNorm(x))`. */
   #block(x: Tensor, w: LayerWeights, kv: KvCache, start: number, trace?: TraceFn): Tensor {
-    const { heads: Hq, kvHeads: Hkv, headDim: Dh, rmsNormEps: eps } = this.config;
+    const { heads: Hq, headDim: Dh, rmsNormEps: eps } = this.config;
     const S = x.shape[0]!;
 
     // Attention, with the keys and values of every earlier position from the cache.
     const h = rmsnorm(x, w.attentionNorm, eps); // [S, D]
-    const q = rope(linear(h, w.wq).reshape([S, Hq, Dh]), this.#rope, { offset: start }); // [S, Hq, Dh]
-    const k = rope(linear(h, w.wk).reshape([S, Hkv, Dh]), this.#rope, { offset: start }); // [S, Hkv, Dh]
-    const v = linear(h, w.wv).reshape([S, Hkv, Dh]); // [S, Hkv, Dh]
-    kv.append(k, v); // cache rows [start, start + S)
+    const qkv = linear(h, w.wqkv); // [S, D] @ [(Hq + 2 Hkv) Dh, D]^T -> [S, (Hq + 2 Hkv) Dh]
+    const q = ropeQkv(qkv, this.#rope, kv, { heads: Hq }); // [S, Hq, Dh]; rotated k and v -> cache rows [start, start + S)
     const a = attention(q, kv.k, kv.v, { offset: start, length: kv.length }); // [S, Hq, Dh]
     const attnOut = linear(a.reshape([S, Hq * Dh]), w.wo); // [S, Hq*Dh] @ [D, Hq*Dh]^T -> [S, D]
     const r = add(x, attnOut); // [S, D]
 
-    // Feed-forward: down(silu(gate(n)) * up(n)).
+    // Feed-forward: down(silu(gate(n)) * up(n)), with gate and up as one matmul.
     const n = rmsnorm(r, w.ffnNorm, eps); // [S, D]
-    const ffnOut = linear(swiglu(linear(n, w.wGate), linear(n, w.wUp)), w.wDown); // [S, F] -> [S, D]
+    const ffnOut = linear(swigluPacked(linear(n, w.wGateUp)), w.wDown); // [S, 2F] -> [S, F] -> [S, D]
     const out = add(r, ffnOut); // [S, D]
 
     if (trace) {
+      const k = narrow(kv.k, 0, start, S); // [S, Hkv, Dh], as stored in the cache
+      const v = narrow(kv.v, 0, start, S);
       const named = {
         attn_norm_out: h,
         q_rope: q,

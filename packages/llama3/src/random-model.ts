@@ -7,11 +7,11 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cpu, type Device, type DType, randn, type Tensor } from '@proj/core';
+import { cpu, cpuData, type Device, type DType, fromBytes, randn, type Tensor } from '@proj/core';
 import { writeSafetensorsFile } from '@proj/core/node';
 import type { LlamaConfig } from './config.js';
 import { Llama } from './model.js';
-import { expectedHfTensors, type LayerWeights, type LlamaWeights } from './weights.js';
+import { expectedHfTensors, WeightAssembler } from './weights.js';
 
 /** Options of {@link randomWeights}. */
 export interface RandomWeightsOptions {
@@ -56,24 +56,20 @@ export function randomLlama(
   config: LlamaConfig,
   options: RandomWeightsOptions & { contextLength?: number } = {},
 ): Llama {
-  const tensors = randomHfTensors(config, options);
-  const layers: Partial<Record<keyof LayerWeights, Tensor>>[] = Array.from(
-    { length: config.layers },
-    () => ({}),
+  const device = options.device ?? cpu;
+  const tensors = randomHfTensors(config, { ...options, device: cpu });
+  const weights = new WeightAssembler(config.layers, (bytes, shape, dtype) =>
+    fromBytes(bytes, shape, dtype, device),
   );
-  const model: Partial<Record<'embedding' | 'norm' | 'output', Tensor>> = {};
   for (const [name, slot] of expectedHfTensors(config)) {
     const t = tensors.get(name)!;
-    if (slot.layer < 0) model[slot.role as 'embedding'] = t;
-    else layers[slot.layer]![slot.role as keyof LayerWeights] = t;
+    weights.add(
+      slot,
+      new Uint8Array(cpuData(t).buffer, cpuData(t).byteOffset, cpuData(t).byteLength),
+      t.dtype,
+    );
   }
-  const weights: LlamaWeights = {
-    embedding: model.embedding!,
-    layers: layers as LayerWeights[],
-    norm: model.norm!,
-    output: model.output ?? model.embedding!,
-  };
-  return new Llama(config, weights, options.device ?? cpu, options.contextLength);
+  return new Llama(config, weights.weights(), device, options.contextLength);
 }
 
 /** The HF `config.json` of a config. */

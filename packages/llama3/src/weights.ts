@@ -2,30 +2,42 @@
  * The model's parameters, by role, and the tensor names and shapes a checkpoint must provide for a config.
  * @module
  */
-import type { Tensor } from '@proj/core';
+import { DTYPE_BYTES, type DType, type Tensor } from '@proj/core';
 import type { LlamaConfig } from './config.js';
 
-/** One transformer block's parameters (checkpoint layout: linear weights are `[out, in]`). */
+/**
+ * One transformer block's parameters (checkpoint layout: linear weights are `[out, in]`). The q, k and v
+ * projections are stacked into one weight, and so are the gate and up projections, so each group is one
+ * matmul that reads the input once: `wqkv = [wq; wk; wv]`, `wGateUp = [w_gate; w_up]` (rows).
+ */
 export interface LayerWeights {
   /** RMSNorm weight before attention `[hidden]`. */
   readonly attentionNorm: Tensor;
-  /** Query projection `[heads * headDim, hidden]` (half-split RoPE order within each head). */
-  readonly wq: Tensor;
-  /** Key projection `[kvHeads * headDim, hidden]` (half-split RoPE order). */
-  readonly wk: Tensor;
-  /** Value projection `[kvHeads * headDim, hidden]`. */
-  readonly wv: Tensor;
+  /**
+   * q, k and v projections stacked by rows: `[(heads + 2 * kvHeads) * headDim, hidden]`; rows
+   * `[0, heads*headDim)` are wq, then wk, then wv (q and k rows in half-split RoPE order within each head).
+   */
+  readonly wqkv: Tensor;
   /** Attention output projection `[hidden, heads * headDim]`. */
   readonly wo: Tensor;
   /** RMSNorm weight before the feed-forward network `[hidden]`. */
   readonly ffnNorm: Tensor;
-  /** SwiGLU gate projection (`w1`) `[intermediate, hidden]`. */
-  readonly wGate: Tensor;
-  /** SwiGLU up projection (`w3`) `[intermediate, hidden]`. */
-  readonly wUp: Tensor;
+  /** SwiGLU gate (`w1`) and up (`w3`) projections stacked by rows: `[2 * intermediate, hidden]`. */
+  readonly wGateUp: Tensor;
   /** SwiGLU down projection (`w2`) `[hidden, intermediate]`. */
   readonly wDown: Tensor;
 }
+
+/** The checkpoint's separate projections, and which stacked weight each goes into, in order. */
+export const STACKED_WEIGHTS = {
+  wqkv: ['wq', 'wk', 'wv'],
+  wGateUp: ['wGate', 'wUp'],
+} as const;
+
+/** A weight as a checkpoint stores it: the stacked ones' parts appear separately. */
+export type CheckpointRole =
+  | Exclude<keyof LayerWeights, keyof typeof STACKED_WEIGHTS>
+  | (typeof STACKED_WEIGHTS)[keyof typeof STACKED_WEIGHTS][number];
 
 /** All parameters of a Llama model. */
 export interface LlamaWeights {
@@ -43,8 +55,8 @@ export interface LlamaWeights {
 export interface WeightSlot {
   /** Layer index, or -1 for `embedding`, `norm` and `output`. */
   readonly layer: number;
-  /** Role within the layer or model. */
-  readonly role: keyof LayerWeights | 'embedding' | 'norm' | 'output';
+  /** Role within the layer or model, as the checkpoint stores it. */
+  readonly role: CheckpointRole | 'embedding' | 'norm' | 'output';
   /** Shape the config implies. */
   readonly shape: readonly number[];
 }
@@ -56,7 +68,7 @@ export function expectedHfTensors(config: LlamaConfig): Map<string, WeightSlot> 
   out.set('model.embed_tokens.weight', { layer: -1, role: 'embedding', shape: [v, d] });
   for (let i = 0; i < config.layers; i++) {
     const p = `model.layers.${i}.`;
-    const add = (name: string, role: keyof LayerWeights, shape: number[]) =>
+    const add = (name: string, role: CheckpointRole, shape: number[]) =>
       out.set(p + name, { layer: i, role, shape });
     add('input_layernorm.weight', 'attentionNorm', [d]);
     add('self_attn.q_proj.weight', 'wq', [heads * headDim, d]);
@@ -102,4 +114,76 @@ export function disposeWeights(weights: LlamaWeights): void {
   const all = new Set<Tensor>([weights.embedding, weights.norm, weights.output]);
   for (const layer of weights.layers) for (const t of Object.values(layer)) all.add(t);
   for (const t of all) t.dispose();
+}
+
+/**
+ * Builds {@link LlamaWeights} from checkpoint tensors that arrive one at a time (as raw bytes), stacking
+ * the q/k/v and gate/up parts on the host before upload, so a device never holds a part twice.
+ */
+export class WeightAssembler {
+  readonly #model: Partial<Record<'embedding' | 'norm' | 'output', Tensor>> = {};
+  readonly #layers: Partial<Record<keyof LayerWeights, Tensor>>[];
+  readonly #parts: Map<string, Uint8Array>[];
+  readonly #created: Tensor[] = [];
+
+  /** @param upload makes a device tensor from bytes (the loader's `fromBytes` onto its device). */
+  constructor(
+    layers: number,
+    private readonly upload: (bytes: Uint8Array, shape: readonly number[], dtype: DType) => Tensor,
+  ) {
+    this.#layers = Array.from({ length: layers }, () => ({}));
+    this.#parts = Array.from({ length: layers }, () => new Map());
+  }
+
+  /** Adds one checkpoint tensor; stacked weights are uploaded once all their parts are in. */
+  add(slot: WeightSlot, bytes: Uint8Array, dtype: DType): void {
+    if (slot.layer < 0) {
+      this.#model[slot.role as 'embedding'] = this.#track(this.upload(bytes, slot.shape, dtype));
+      return;
+    }
+    const layer = this.#layers[slot.layer]!;
+    for (const [stacked, parts] of Object.entries(STACKED_WEIGHTS)) {
+      if (!(parts as readonly string[]).includes(slot.role)) continue;
+      const got = this.#parts[slot.layer]!;
+      got.set(slot.role, bytes);
+      if (got.size < parts.length || !parts.every((p) => got.has(p))) return;
+      const chunks = parts.map((p) => got.get(p)!);
+      const all = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+      let at = 0;
+      for (const c of chunks) {
+        all.set(c, at);
+        at += c.byteLength;
+      }
+      for (const p of parts) got.delete(p);
+      const rows = all.byteLength / (slot.shape[1]! * DTYPE_BYTES[dtype]);
+      layer[stacked as keyof LayerWeights] = this.#track(this.upload(all, [rows, slot.shape[1]!], dtype));
+      return;
+    }
+    layer[slot.role as keyof LayerWeights] = this.#track(this.upload(bytes, slot.shape, dtype));
+  }
+
+  #track(t: Tensor): Tensor {
+    this.#created.push(t);
+    return t;
+  }
+
+  /** The weights, once every tensor was added (throws naming what is missing). */
+  weights(): LlamaWeights {
+    const roles: (keyof LayerWeights)[] = ['attentionNorm', 'wqkv', 'wo', 'ffnNorm', 'wGateUp', 'wDown'];
+    for (const [i, layer] of this.#layers.entries()) {
+      for (const role of roles) if (!layer[role]) throw new Error(`weights: layer ${i} has no ${role}`);
+    }
+    if (!this.#model.embedding || !this.#model.norm) throw new Error('weights: no embedding or final norm');
+    return {
+      embedding: this.#model.embedding,
+      layers: this.#layers as LayerWeights[],
+      norm: this.#model.norm,
+      output: this.#model.output ?? this.#model.embedding,
+    };
+  }
+
+  /** Frees everything uploaded so far (after a failed load). */
+  dispose(): void {
+    for (const t of this.#created) t.dispose();
+  }
 }

@@ -4,15 +4,15 @@
  * memory is about the largest tensor, not the model. bf16 and f16 weights stay in their own bytes.
  * @module
  */
-import { cpu, type Device, DTYPE_BYTES, type DType, formatShape, fromBytes, type Tensor } from '@proj/core';
+import { cpu, type Device, DTYPE_BYTES, type DType, formatShape, fromBytes } from '@proj/core';
 import type { LlamaConfig } from '../config.js';
 import { Llama } from '../model.js';
 import {
   disposeWeights,
   expectedHfTensors,
-  type LayerWeights,
   type LlamaWeights,
   metaName,
+  WeightAssembler,
   type WeightSlot,
 } from '../weights.js';
 import { type CheckpointLayout, detectLayout } from './layout.js';
@@ -49,10 +49,15 @@ export interface LoadOptions {
 /** Tensors that checkpoints may carry and the model recomputes: ignored without a warning. */
 const KNOWN_UNUSED = /(^|\.)rotary_emb\.inv_freq$|^rope\.freqs$/;
 
-interface PlannedTensor {
+/** One tensor of a checked checkpoint: where it is read from and where it goes. */
+export interface PlannedTensor {
+  /** Its name in the checkpoint (HF or Meta naming). */
   source: string;
+  /** The parameter it becomes, with the shape the config implies. */
   slot: WeightSlot;
+  /** Its dtype in the file (kept on the device). */
   dtype: DType;
+  /** Its size in bytes. */
   byteLength: number;
 }
 
@@ -138,15 +143,11 @@ async function loadTensors(
   options: LoadOptions,
 ): Promise<LlamaWeights> {
   const { config } = layout;
-  const device = options.device;
   const plan = planLoad(config, layout.format, source, options);
   const totalBytes = plan.reduce((s, p) => s + p.byteLength, 0);
-  const model: Partial<Record<'embedding' | 'norm' | 'output', Tensor>> = {};
-  const layers: Partial<Record<keyof LayerWeights, Tensor>>[] = Array.from(
-    { length: config.layers },
-    () => ({}),
+  const weights = new WeightAssembler(config.layers, (bytes, shape, dtype) =>
+    fromBytes(bytes, shape, dtype, options.device),
   );
-  const loaded: Tensor[] = [];
   let loadedBytes = 0;
   try {
     for (const [index, p] of plan.entries()) {
@@ -156,10 +157,7 @@ async function loadTensors(
         const heads = role === 'wq' ? config.heads : config.kvHeads;
         bytes = interleavedToHalfSplit(bytes, heads, config.headDim, shape[1]! * DTYPE_BYTES[p.dtype]);
       }
-      const t = fromBytes(bytes, shape, p.dtype, device);
-      loaded.push(t);
-      if (p.slot.layer < 0) model[role as 'embedding'] = t;
-      else layers[p.slot.layer]![role as keyof LayerWeights] = t;
+      weights.add(p.slot, bytes, p.dtype);
       loadedBytes += p.byteLength;
       options.onProgress?.({
         tensor: p.source,
@@ -169,16 +167,11 @@ async function loadTensors(
         totalBytes,
       });
     }
+    return weights.weights();
   } catch (error) {
-    for (const t of loaded) t.dispose(); // leave nothing half-loaded on the device
+    weights.dispose(); // leave nothing half-loaded on the device
     throw error;
   }
-  return {
-    embedding: model.embedding!,
-    layers: layers as LayerWeights[],
-    norm: model.norm!,
-    output: model.output ?? model.embedding!,
-  };
 }
 
 /**
@@ -187,6 +180,7 @@ async function loadTensors(
  *
  * @example
  * ```ts
+ * // doc-example: no-run (needs a downloaded checkpoint)
  * import { loadLlama } from '@proj/llama3';
  * const model = await loadLlama('./Llama-3.2-1B', { onProgress: (p) => console.log(p.tensor) });
  * console.log(model.config.layers); // 16

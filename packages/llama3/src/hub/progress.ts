@@ -69,11 +69,14 @@ function fitLabel(label: string, width: number): string {
 }
 
 /**
- * One line of progress: `label  [#########...........] 45% 1.2/2.6 GB 35 MB/s`. The speed is left out
+ * One line of progress: `label  [#########...........]  46% 1.2/2.6 GB 35 MB/s`. The speed is left out
  * when unknown (at the first report of a task).
  * @example
- * formatProgress('model.safetensors', 1.2e9, 2.6e9, 35e6);
- * // 'model.safetensors  [#########...........]  46% 1.2/2.6 GB 35 MB/s'
+ * ```ts
+ * import { formatProgress } from '@proj/llama3';
+ * const line = formatProgress('model.safetensors', 1.2e9, 2.6e9, 35e6);
+ * console.log(line); // model.safetensors  [#########...........]  46% 1.2/2.6 GB 35 MB/s
+ * ```
  */
 export function formatProgress(
   label: string,
@@ -105,8 +108,12 @@ function labelOf(report: ProgressReport): string {
  * `redrawMs`, always at the end of a task), elsewhere a plain line every `lineMs` and one when a task ends.
  * A task is one bar: a new one starts when `fileIndex` or `totalBytes` changes or `loadedBytes` goes back.
  * @example
+ * ```ts
+ * // doc-example: no-run (downloads a model)
+ * import { createProgressBar, resolveModel } from '@proj/llama3';
  * const onProgress = createProgressBar();
  * await resolveModel('meta-llama/Llama-3.2-1B', { onProgress });
+ * ```
  */
 export function createProgressBar(
   stream: ProgressStream = process.stderr,

@@ -68,7 +68,11 @@ const OPTIONAL_FILES = ['generation_config.json', 'tokenizer.json', 'tokenizer_c
  * hub's rules (letters, digits, `-`, `_`, `.`; not starting with `.` or `-`; no `--` or `..`), so paths
  * such as `./model` or `../x/y` are never taken for ids.
  * @example
- * parseHubId('meta-llama/Llama-3.2-1B@main'); // { repo: 'meta-llama/Llama-3.2-1B', revision: 'main' }
+ * ```ts
+ * import { parseHubId } from '@proj/llama3';
+ * console.log(parseHubId('meta-llama/Llama-3.2-1B@main')); // { repo: 'meta-llama/Llama-3.2-1B', revision: 'main' }
+ * console.log(parseHubId('./Llama-3.2-1B')); // undefined
+ * ```
  */
 export function parseHubId(text: string): HubId | undefined {
   const match = /^([A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*)(?:@([^\s@]+))?$/.exec(text);
@@ -191,8 +195,12 @@ async function download(
  * `generation_config.json`, the safetensors weights (single or sharded) and the tokenizer files that are
  * missing or incomplete there. Without network (or offline) a complete cached snapshot is used.
  * @example
+ * ```ts
+ * // doc-example: no-run (downloads a model; Meta's repos also need HF_TOKEN)
+ * import { createProgressBar, resolveModel } from '@proj/llama3';
  * const dir = await resolveModel('meta-llama/Llama-3.2-1B', { onProgress: createProgressBar() });
- * // ~/.cache/huggingface/hub/models--meta-llama--Llama-3.2-1B/snapshots/<commit>
+ * console.log(dir); // e.g. ~/.cache/huggingface/hub/models--meta-llama--Llama-3.2-1B/snapshots/<commit>
+ * ```
  */
 export async function resolveModel(idOrPath: string, options: ResolveModelOptions = {}): Promise<string> {
   const stats = statSync(idOrPath, { throwIfNoEntry: false });

@@ -178,6 +178,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     return out as Tensor<Q, 'f32'>;
   }
 
+  /**
+   * Claims rows `[length, length + rows)` for an op that writes keys and values itself (such as
+   * `ropeQkv`, which rotates and stores them in one pass), advances `length`, and returns the first row.
+   */
+  reserve(rows: number): number {
+    checkShape(
+      Number.isSafeInteger(rows) && rows >= 0 && this.#length + rows <= this.maxSeq,
+      'KvCache.reserve',
+      () =>
+        `${rows} new rows after ${this.#length} filled would pass maxSeq = ${this.maxSeq}; reset() or make a larger cache`,
+    );
+    const at = this.#length;
+    this.#length += rows;
+    return at;
+  }
+
   /** Empties the cache for a new sequence (the memory is kept). */
   reset(): void {
     this.#length = 0;

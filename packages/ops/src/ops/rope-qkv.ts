@@ -1,0 +1,170 @@
+/**
+ * The attention input step of a RoPE transformer in one pass: split the fused q/k/v projection, rotate
+ * q and k by position, and store the rotated keys and the values in the KV cache. One dispatch instead of
+ * two rotations and a cache append, and q/k/v never exist as separate tensors.
+ *
+ *   qkv [S, (Hq + 2 Hkv) Dh]  ->  q [S, Hq, Dh] (rotated), cache rows [start, start + S) <- k (rotated), v
+ *
+ * Only the half-split layout (HF checkpoints; Meta's are permuted into it at load) is fused here.
+ * @module
+ */
+import { checkShape, cpuData, cpuFloats, empty, formatShape, type Tensor, tensor } from '@proj/core';
+import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
+import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
+import type { KvCache } from './kv-cache.js';
+import { type RopeTables, ropeReference } from './rope.js';
+
+const WORKGROUP = 256;
+
+/** Options of {@link ropeQkv}. */
+export interface RopeQkvOptions {
+  /** Query heads (the first `heads * Dh` columns of `qkv`); the cache says the kv heads and Dh. */
+  heads: number;
+}
+
+/**
+ * CPU reference: `qkv` is `[S, (Hq + 2 Hkv) Dh]`; returns the rotated `q [S, Hq, Dh]`, rotated `k` and plain
+ * `v` (`[S, Hkv, Dh]` each), rows at positions `start + s`, half-split layout.
+ */
+export function ropeQkvReference(
+  qkv: Float32Array,
+  dims: { seq: number; heads: number; kvHeads: number; headDim: number },
+  cos: Float32Array,
+  sin: Float32Array,
+  start: number,
+): { q: Float32Array; k: Float32Array; v: Float32Array } {
+  const { seq, heads, kvHeads, headDim } = dims;
+  const width = (heads + 2 * kvHeads) * headDim;
+  const part = (from: number, count: number) => {
+    const out = new Float32Array(seq * count * headDim);
+    for (let s = 0; s < seq; s++)
+      out.set(
+        qkv.subarray(s * width + from * headDim, s * width + (from + count) * headDim),
+        s * count * headDim,
+      );
+    return out;
+  };
+  return {
+    q: ropeReference(part(0, heads), [seq, heads, headDim], cos, sin, start, 'half'),
+    k: ropeReference(part(heads, kvHeads), [seq, kvHeads, headDim], cos, sin, start, 'half'),
+    v: part(heads + kvHeads, kvHeads),
+  };
+}
+
+function kernel(dtype: Tensor['dtype']): string {
+  return `
+${declare(0, 'qkv', dtype)}
+${declare(1, 'cosT', 'f32')}
+${declare(2, 'sinT', 'f32')}
+${declare(3, 'q', 'f32', 'read_write')}
+${declare(4, 'cacheK', 'f32', 'read_write')}
+${declare(5, 'cacheV', 'f32', 'read_write')}
+${params(6, { n: 'u32', heads: 'u32', kvHeads: 'u32', headDim: 'u32', start: 'u32' })}
+${loader('qkv', dtype)}
+// One invocation per element of qkv: its column says whether it is part of q, k or v.
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  ${LINEAR_WORKGROUP}
+  let e = wg * ${WORKGROUP}u + lid;
+  if (e >= p.n) { return; }
+  let width = (p.heads + 2u * p.kvHeads) * p.headDim;
+  let s = e / width;
+  let c = e % width;
+  let head = c / p.headDim;
+  let d = c % p.headDim;
+  let half = p.headDim / 2u;
+  let pos = p.start + s;
+  let x = qkv_at(e);
+  var y = x;
+  if (head < p.heads + p.kvHeads) {
+    // half-split pairs (d, d + half): (a, b) -> (a cos - b sin, b cos + a sin)
+    let i = d % half;
+    let cs = cosT[pos * half + i];
+    let sn = sinT[pos * half + i];
+    if (d < half) { y = x * cs - qkv_at(e + half) * sn; } else { y = x * cs + qkv_at(e - half) * sn; }
+  }
+  if (head < p.heads) {
+    q[(s * p.heads + head) * p.headDim + d] = y;
+  } else if (head < p.heads + p.kvHeads) {
+    cacheK[(pos * p.kvHeads + head - p.heads) * p.headDim + d] = y;
+  } else {
+    cacheV[(pos * p.kvHeads + head - p.heads - p.kvHeads) * p.headDim + d] = y;
+  }
+}`;
+}
+
+/**
+ * Splits the fused projection `qkv [S, (heads + 2 kvHeads) Dh]` into q, k and v, rotates q and k by their
+ * positions (`cache.length + s`), appends k and v to `cache`, and returns q `[S, heads, Dh]`.
+ *
+ * @example
+ * ```ts
+ * import { cpu, randn } from '@proj/core';
+ * import { KvCache, ropeQkv, ropeTables } from '@proj/ops';
+ * const cache = new KvCache(cpu, { maxSeq: 8, kvHeads: 1, headDim: 4 });
+ * const tables = ropeTables(Float32Array.of(1, 0.1), 8);
+ * const q = ropeQkv(randn([3, (2 + 2 * 1) * 4]), tables, cache, { heads: 2 }); // [3, 2, 4]
+ * console.log(q.shape, cache.length); // [3, 2, 4] 3
+ * ```
+ */
+export function ropeQkv(
+  qkv: Tensor,
+  tables: RopeTables,
+  cache: KvCache,
+  options: RopeQkvOptions,
+): Tensor<readonly [number, number, number], 'f32'> {
+  const op = 'ropeQkv';
+  const { heads } = options;
+  const { kvHeads, headDim } = cache;
+  const width = (heads + 2 * kvHeads) * headDim;
+  checkShape(
+    qkv.rank === 2 && qkv.shape[1] === width,
+    op,
+    () =>
+      `qkv ${formatShape(qkv.shape)} must be [S, (${heads} + 2 * ${kvHeads}) * ${headDim}] = [S, ${width}]`,
+  );
+  checkShape(
+    Number.isInteger(heads) && heads > 0 && heads % kvHeads === 0,
+    op,
+    () => `heads ${heads} must be a positive multiple of the cache's ${kvHeads} kv heads`,
+  );
+  const seq = qkv.shape[0]!;
+  const [positions, half] = tables.cos.shape;
+  checkShape(
+    half === headDim / 2,
+    op,
+    () => `tables ${formatShape(tables.cos.shape)} must be [positions, ${headDim / 2}]`,
+  );
+  checkShape(
+    cache.length + seq <= positions,
+    op,
+    () => `positions ${cache.length} to ${cache.length + seq - 1} are beyond the ${positions}-position table`,
+  );
+  checkFloat(op, qkv);
+  const device = deviceOf(op, qkv, tables.cos, cache.k);
+  const start = cache.reserve(seq);
+  if (!isGpu(device)) {
+    const dims = { seq, heads, kvHeads, headDim };
+    const r = ropeQkvReference(cpuFloats(qkv), dims, cpuFloats(tables.cos), cpuFloats(tables.sin), start);
+    cpuData(cache.k).set(r.k, start * kvHeads * headDim);
+    cpuData(cache.v).set(r.v, start * kvHeads * headDim);
+    return tensor(r.q, [seq, heads, headDim] as const);
+  }
+  const q = empty([seq, heads, headDim] as const, 'f32', device);
+  device.dispatch({
+    op,
+    key: `${op}:${qkv.dtype}`,
+    wgsl: () => kernel(qkv.dtype),
+    buffers: [
+      bind(op, qkv),
+      bind(op, tables.cos),
+      bind(op, tables.sin),
+      bind(op, q),
+      bind(op, cache.k),
+      bind(op, cache.v),
+    ],
+    uniforms: new Params().u32(qkv.numel).u32(heads).u32(kvHeads).u32(headDim).u32(start).data(),
+    workgroups: grid(Math.ceil(qkv.numel / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
+  });
+  return q;
+}

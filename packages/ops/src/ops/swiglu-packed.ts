@@ -1,0 +1,84 @@
+/**
+ * SwiGLU on a fused gate/up projection: `x [..., 2F]` holds `gate` in its first F columns and `up` in the
+ * last F, as produced by one matmul with the gate and up weights stacked; the result is
+ * `silu(gate) * up`, `[..., F]`. Saves a matmul dispatch and a pass over the activations per layer.
+ * @module
+ */
+import {
+  checkShape,
+  cpuFloats,
+  empty,
+  formatShape,
+  type Init,
+  type Shape,
+  type Tensor,
+  tensor,
+} from '@proj/core';
+import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
+import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
+import { activationReference } from './activations.js';
+
+const WORKGROUP = 256;
+
+/** CPU reference: rows of `2f` values -> rows of `f` values `silu(gate) * up`. */
+export function swigluPackedReference(x: Float32Array, f: number): Float32Array {
+  const rows = x.length / (2 * f);
+  const gate = new Float32Array(rows * f);
+  const up = new Float32Array(rows * f);
+  for (let r = 0; r < rows; r++) {
+    gate.set(x.subarray(2 * r * f, 2 * r * f + f), r * f);
+    up.set(x.subarray(2 * r * f + f, 2 * (r + 1) * f), r * f);
+  }
+  return activationReference('swiglu', gate, up);
+}
+
+/**
+ * `silu(x[..., :F]) * x[..., F:]` for `x [..., 2F]`, giving `[..., F]`.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from '@proj/core';
+ * import { swigluPacked } from '@proj/ops';
+ * const h = swigluPacked(tensor([1, -2, 3, 4], [1, 4])); // gate [1, -2], up [3, 4]
+ * console.log(h.shape); // [1, 2]
+ * ```
+ */
+export function swigluPacked<S extends Shape>(x: Tensor<S>): Tensor<readonly [...Init<S>, number], 'f32'> {
+  const op = 'swigluPacked';
+  const last = x.shape[x.rank - 1] ?? 0;
+  checkShape(
+    x.rank >= 1 && last % 2 === 0,
+    op,
+    () => `x ${formatShape(x.shape)} must have an even last dim (gate and up side by side)`,
+  );
+  checkFloat(op, x);
+  const f = last / 2;
+  const shape = [...x.shape.slice(0, -1), f] as unknown as readonly [...Init<S>, number];
+  const device = deviceOf(op, x);
+  if (!isGpu(device)) return tensor(swigluPackedReference(cpuFloats(x), f), shape);
+  const out = empty(shape, 'f32', device);
+  device.dispatch({
+    op,
+    key: `${op}:${x.dtype}`,
+    wgsl: () => `
+${declare(0, 'x', x.dtype)}
+${declare(1, 'out', 'f32', 'read_write')}
+${params(2, { n: 'u32', f: 'u32' })}
+${loader('x', x.dtype)}
+fn sigmoid(v: f32) -> f32 { let e = exp(-abs(v)); return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0); }
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  ${LINEAR_WORKGROUP}
+  let i = wg * ${WORKGROUP}u + lid;
+  if (i >= p.n) { return; }
+  let row = i / p.f;
+  let col = i % p.f;
+  let g = x_at(2u * row * p.f + col);
+  out[i] = g * sigmoid(g) * x_at(2u * row * p.f + p.f + col);
+}`,
+    buffers: [bind(op, x), bind(op, out)],
+    uniforms: new Params().u32(out.numel).u32(f).data(),
+    workgroups: grid(Math.ceil(out.numel / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
+  });
+  return out;
+}
