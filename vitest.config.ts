@@ -12,7 +12,7 @@ export default defineConfig({
     fileParallelism: false,
     typecheck: {
       enabled: true,
-      include: ['packages/*/src/**/*.test-d.ts'],
+      include: ['packages/*/src/**/*.test-d.ts', 'examples/**/*.test-d.ts'],
       tsconfig: './tsconfig.json',
     },
   },

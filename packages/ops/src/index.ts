@@ -21,3 +21,4 @@ export * from './ops/rope.js';
 export * from './ops/rope-qkv.js';
 export * from './ops/softmax.js';
 export * from './ops/swiglu-packed.js';
+export * from './ops/layernorm.js';
