@@ -10,8 +10,8 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpu, type Device } from '@proj/core';
-import { createWebGpuDevice, type WebGpuDevice } from '@proj/ops';
 import { generate, LLAMA32_1B, type Llama, loadLlama } from '@proj/llama3';
+import { createWebGpuDevice, type WebGpuDevice } from '@proj/ops';
 import type { BenchResult, BenchSuite } from '../../../bench/types.js';
 import { probeReadBandwidth } from '../../ops/bench/probe.js';
 import { syntheticCheckpoint } from './synthetic-checkpoint.js';
@@ -65,8 +65,20 @@ async function benchModel(c: ModelCase, probeGbS: number | undefined): Promise<B
   clearInterval(sampler);
   const weightsFile = join(c.dir, 'model.safetensors');
   const readMs = existsSync(weightsFile) ? await timeFileRead(weightsFile) : Number.NaN;
-  out.push({ name: `load.${key}.ms`, value: loadMs, unit: 'ms', baseline: readMs, ratio: loadMs / readMs, info: 'baseline: reading the file from disk (page cache warm)' });
-  out.push({ name: `load.${key}.peak_host_mb`, value: (peakRss - baseRss) / 2 ** 20, unit: 'MiB', info: 'RSS growth during load' });
+  out.push({
+    name: `load.${key}.ms`,
+    value: loadMs,
+    unit: 'ms',
+    baseline: readMs,
+    ratio: loadMs / readMs,
+    info: 'baseline: reading the file from disk (page cache warm)',
+  });
+  out.push({
+    name: `load.${key}.peak_host_mb`,
+    value: (peakRss - baseRss) / 2 ** 20,
+    unit: 'MiB',
+    info: 'RSS growth during load',
+  });
   try {
     for (const n of c.prefill) {
       const ids = Array.from({ length: n }, (_, i) => 1 + ((i * 7919) % 1000));
@@ -83,18 +95,35 @@ async function benchModel(c: ModelCase, probeGbS: number | undefined): Promise<B
     const prompt = [1, 2, 3, 4, 5, 6, 7, 8];
     const times: number[] = [];
     let stats = { dispatches: 0, submits: 0 };
-    for await (const _ of generate(model, prompt, { temperature: 0, maxNewTokens: c.decodeTokens, stopIds: [] })) {
+    for await (const _ of generate(model, prompt, {
+      temperature: 0,
+      maxNewTokens: c.decodeTokens,
+      stopIds: [],
+    })) {
       times.push(performance.now());
       if (times.length === 1 && gpu) stats = { ...gpu.stats };
     }
     const steps = times.length - 1;
     const tokS = (steps / (times[times.length - 1]! - times[0]!)) * 1000;
-    out.push({ name: `decode.${key}.tok_s`, value: tokS, unit: 'tok/s', info: `${steps} tokens after an 8-token prompt, greedy` });
+    out.push({
+      name: `decode.${key}.tok_s`,
+      value: tokS,
+      unit: 'tok/s',
+      info: `${steps} tokens after an 8-token prompt, greedy`,
+    });
     const bytes = bytesPerToken(model, prompt.length + steps / 2);
     out.push({ name: `decode.${key}.bytes_per_token`, value: bytes, unit: 'B' });
     if (gpu) {
-      out.push({ name: `decode.${key}.dispatches_per_token`, value: (gpu.stats.dispatches - stats.dispatches) / steps, unit: 'count' });
-      out.push({ name: `decode.${key}.submits_per_token`, value: (gpu.stats.submits - stats.submits) / steps, unit: 'count' });
+      out.push({
+        name: `decode.${key}.dispatches_per_token`,
+        value: (gpu.stats.dispatches - stats.dispatches) / steps,
+        unit: 'count',
+      });
+      out.push({
+        name: `decode.${key}.submits_per_token`,
+        value: (gpu.stats.submits - stats.submits) / steps,
+        unit: 'count',
+      });
       if (probeGbS) {
         const achieved = (bytes * tokS) / 1e9;
         out.push({
@@ -134,12 +163,23 @@ export const suite: BenchSuite = async ({ quick }) => {
       for (const device of [gpu, cpu]) {
         if (!device) continue;
         log(`tiny-llama3-gqa on ${device.kind}`);
-        const r = await benchModel({ name: 'tiny-llama3-gqa', dir: tiny, device, prefill: [11], decodeTokens: quick ? 16 : 64 }, probe);
-        perDevice[device.kind] = r.find((x) => x.name.startsWith('decode.') && x.name.endsWith('.tok_s'))!.value;
+        const r = await benchModel(
+          { name: 'tiny-llama3-gqa', dir: tiny, device, prefill: [11], decodeTokens: quick ? 16 : 64 },
+          probe,
+        );
+        perDevice[device.kind] = r.find(
+          (x) => x.name.startsWith('decode.') && x.name.endsWith('.tok_s'),
+        )!.value;
         results.push(...r);
       }
       if (perDevice.webgpu && perDevice.cpu) {
-        results.push({ name: 'decode.tiny-llama3-gqa.gpu_over_cpu', value: perDevice.webgpu / perDevice.cpu, unit: 'ratio', baseline: perDevice.cpu, ratio: perDevice.webgpu / perDevice.cpu });
+        results.push({
+          name: 'decode.tiny-llama3-gqa.gpu_over_cpu',
+          value: perDevice.webgpu / perDevice.cpu,
+          unit: 'ratio',
+          baseline: perDevice.cpu,
+          ratio: perDevice.webgpu / perDevice.cpu,
+        });
       }
     } else {
       log(`fixtures not found at ${tiny}: skipping the tiny models`);
@@ -147,7 +187,12 @@ export const suite: BenchSuite = async ({ quick }) => {
     if (!quick && gpu) {
       const dir = await syntheticCheckpoint('llama32-1b-shape', { ...LLAMA32_1B }, log);
       log('llama32-1b-shape on webgpu');
-      results.push(...(await benchModel({ name: 'llama32-1b-shape', dir, device: gpu, prefill: [128, 512], decodeTokens: 128 }, probe)));
+      results.push(
+        ...(await benchModel(
+          { name: 'llama32-1b-shape', dir, device: gpu, prefill: [128, 512], decodeTokens: 128 },
+          probe,
+        )),
+      );
     }
   } finally {
     gpu?.destroy();

@@ -24,7 +24,8 @@ function randomBf16(count: number, std: number, mean: number, seed: number): Uin
   let s = (seed * 2654435761) >>> 0 || 1;
   // Precompute a table of 4096 bf16 values and pick from it: generation speed matters at 1.2 billion values.
   const table = new Uint16Array(4096);
-  for (let i = 0; i < table.length; i++) table[i] = f32ToBf16(mean + a * (2 * (i + 0.5) / table.length - 1));
+  for (let i = 0; i < table.length; i++)
+    table[i] = f32ToBf16(mean + a * ((2 * (i + 0.5)) / table.length - 1));
   for (let i = 0; i < count; i++) {
     s ^= s << 13;
     s ^= s >>> 17;
@@ -35,7 +36,11 @@ function randomBf16(count: number, std: number, mean: number, seed: number): Uin
 }
 
 /** Writes (once) and returns the directory of a random checkpoint of `config` in the HF layout. */
-export async function syntheticCheckpoint(name: string, config: LlamaConfig, log: (line: string) => void): Promise<string> {
+export async function syntheticCheckpoint(
+  name: string,
+  config: LlamaConfig,
+  log: (line: string) => void,
+): Promise<string> {
   const dir = join(benchCacheDir(), name);
   if (existsSync(join(dir, 'model.safetensors'))) return dir;
   await mkdir(dir, { recursive: true });

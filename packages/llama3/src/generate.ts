@@ -38,7 +38,7 @@ export interface GeneratedToken {
   text: string;
 }
 
-function promptIds(model: Llama, prompt: string | readonly number[], options: GenerateOptions): number[] {
+function promptIds(prompt: string | readonly number[], options: GenerateOptions): number[] {
   if (typeof prompt !== 'string') return [...prompt];
   if (!options.tokenizer)
     throw new Error('generate: a string prompt needs options.tokenizer (or pass token ids)');
@@ -98,7 +98,7 @@ export async function* generate(
   prompt: string | readonly number[],
   options: GenerateOptions = {},
 ): AsyncGenerator<GeneratedToken, void, undefined> {
-  const ids = promptIds(model, prompt, options);
+  const ids = promptIds(prompt, options);
   const maxNew = options.maxNewTokens ?? 256;
   if (ids.length === 0) throw new Error('generate: the prompt is empty');
   if (!(Number.isInteger(maxNew) && maxNew >= 0))

@@ -13,9 +13,13 @@ import type { Tokenizer } from './tokenizer.js';
  *
  * @example
  * ```ts
+ * import { loadTokenizer, StreamingDecoder } from '@proj/tokenizer';
+ * const tokenizer = await loadTokenizer();
+ * const ids = tokenizer.encode('Grüße 👋'); // the emoji spans several tokens
  * const stream = new StreamingDecoder(tokenizer);
- * for (const id of generatedIds) process.stdout.write(stream.push(id));
- * process.stdout.write(stream.flush());
+ * const chunks = ids.map((id) => stream.push(id));
+ * chunks.push(stream.flush());
+ * console.log(chunks.join('')); // Grüße 👋
  * ```
  */
 export class StreamingDecoder {

@@ -58,7 +58,9 @@ export interface WebGpuDeviceOptions {
   f16?: boolean;
 }
 
-const UNIFORM_ARENA_BYTES = 64 * 1024;
+// Room for the uniforms of MAX_DISPATCHES_PER_SUBMIT dispatches at 256-byte alignment, so a decode step of
+// a large model (a few hundred dispatches) stays one submit.
+const UNIFORM_ARENA_BYTES = 512 * 1024;
 const MAX_DISPATCHES_PER_SUBMIT = 2048;
 const MAX_CACHED_BIND_GROUPS = 8192;
 
@@ -223,7 +225,10 @@ export class WebGpuDevice implements Device {
   }
 
   #releaseStaging(buffer: GPUBuffer): void {
-    if (!this.#release) return buffer.destroy();
+    if (!this.#release) {
+      buffer.destroy();
+      return;
+    }
     const list = this.#staging.get(buffer.size);
     if (list) list.push(buffer);
     else this.#staging.set(buffer.size, [buffer]);
