@@ -1,5 +1,5 @@
 /**
- * `pnpm bench [--quick] [--only <prefix>]`: runs every benchmark suite and prints one JSON document,
+ * `pnpm bench [--quick] [--only ops,llama3]`: runs every benchmark suite and prints one JSON document,
  * `{ adapter, results: [{ name, value, unit, baseline?, ratio? }] }`, on stdout; the same is saved under
  * `bench/results/`. Progress goes to stderr.
  */
@@ -29,10 +29,11 @@ async function adapterName(): Promise<string> {
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
-  const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+  const onlyArg = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+  const only = onlyArg?.split(',');
   const results: BenchResult[] = [];
   for (const [name, load] of Object.entries(suites)) {
-    if (only && !name.startsWith(only)) continue;
+    if (only && !only.includes(name)) continue;
     process.stderr.write(`bench: ${name}${quick ? ' (quick)' : ''}\n`);
     const started = performance.now();
     const { suite } = await load();

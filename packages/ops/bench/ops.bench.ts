@@ -1,0 +1,200 @@
+/**
+ * Benchmarks of the op set on the default WebGPU adapter:
+ * 1. `ops.probe.read_gb_s`: the best plain read rate of a large buffer (the GEMV's ceiling);
+ * 2. `ops.gemv.<N>x<K>.gb_s`: decode GEMVs (M = 1, bf16 weights) of the Llama 3.2 1B shapes, as GB/s of
+ *    weights read and as a ratio to the probe;
+ * 3. `ops.gemm.<M>x<N>x<K>.gflops`: prefill GEMMs (bf16 weights) against a naive one-output-per-invocation
+ *    kernel measured in the same run;
+ * 4. `ops.dispatch.overhead_us`: the cost of one (empty) dispatch when many are batched in one submit.
+ *
+ * Times are wall clock around `device.sync()`, the median of several repetitions after a warm-up. Run it
+ * alone with `pnpm tsx --conditions=source packages/ops/bench/ops.bench.ts [--quick]` (prints JSON).
+ * @module
+ */
+import { pathToFileURL } from 'node:url';
+import { type DType, Tensor } from '@proj/core';
+import type { BenchResult, BenchSuite } from '../../../bench/types.js';
+import { createWebGpuDevice, type WebGpuDevice } from '../src/gpu/device.js';
+import { gemmVariant, gemvMaxRows, gemvVariant, NAIVE_GEMM } from '../src/gpu/variants.js';
+import { grid } from '../src/op.js';
+import { linearWith } from '../src/ops/linear.js';
+import { medianMs, probeReadBandwidth } from './probe.js';
+
+const MiB = 1024 * 1024;
+
+/** Llama 3.2 1B weight shapes `[N, K]`: q/o, k/v, gate/up, down projections and the tied lm_head. */
+const GEMV_SHAPES: [number, number][] = [
+  [2048, 2048],
+  [512, 2048],
+  [8192, 2048],
+  [2048, 8192],
+  [128256, 2048],
+];
+
+/** Prefill shapes `[M, N, K]`: 128 and 512 tokens through a square and an MLP-up projection. */
+const GEMM_SHAPES: [number, number, number][] = [
+  [128, 2048, 2048],
+  [128, 8192, 2048],
+  [512, 2048, 2048],
+  [512, 8192, 2048],
+];
+
+/** One u32 word of random values per dtype: an f32, or two 16-bit values (bf16 truncated from f32). */
+const FILL = {
+  f32: 'bitcast<u32>(value(g))',
+  bf16: '(bitcast<u32>(value(2u * g)) >> 16u) | (bitcast<u32>(value(2u * g + 1u)) & 0xffff0000u)',
+  f16: 'pack2x16float(vec2(value(2u * g), value(2u * g + 1u)))',
+};
+
+/**
+ * A tensor of pseudo-random values in [-1, 1) filled on the device (a 525 MB lm_head would take seconds to
+ * make and upload from the host). Any values will do for timing; these avoid denormals and NaNs.
+ */
+function randomTensor(device: WebGpuDevice, shape: [number, number], dtype: DType): Tensor {
+  const bytes = shape[0] * shape[1] * (dtype === 'f32' ? 4 : 2);
+  const storage = device.alloc(bytes);
+  const words = Math.ceil(bytes / 4);
+  const chunk = Math.floor(device.caps.maxStorageBindingSize / 256) * 64; // words per binding
+  for (let first = 0; first < words; first += chunk) {
+    const count = Math.min(chunk, words - first);
+    const [x, y] = grid(Math.ceil(count / 256), device.caps.maxWorkgroupsPerDimension);
+    device.dispatch({
+      op: 'bench-fill',
+      key: `bench-fill:${dtype}`,
+      wgsl: () => `
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+struct Params { count: u32, first: u32 }
+@group(0) @binding(1) var<uniform> p: Params;
+fn value(i: u32) -> f32 {
+  var h = i * 2654435761u; h ^= h >> 15u; h *= 2246822519u; h ^= h >> 13u;
+  return f32(h >> 8u) / 8388608.0 - 1.0;
+}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  if (i >= p.count) { return; }
+  let g = p.first + i;
+  out[i] = ${FILL[dtype as 'f32' | 'bf16' | 'f16']};
+}`,
+      buffers: [{ buffer: storage.buffer, offset: first * 4, size: count * 4 }],
+      uniforms: new Uint32Array([count, first, 0, 0]),
+      workgroups: [x, y],
+    });
+  }
+  return new Tensor(storage, shape, dtype);
+}
+
+/** Times `run` (which may enqueue several ops) as the median over `reps` after a warm-up, per op. */
+async function perOpMs(device: WebGpuDevice, ops: number, run: () => void, reps: number): Promise<number> {
+  return (await medianMs(device, run, reps)) / ops;
+}
+
+async function gemvResults(device: WebGpuDevice, quick: boolean, probe: number): Promise<BenchResult[]> {
+  const results: BenchResult[] = [];
+  // What `linear` runs for one row of x on this adapter.
+  const caps = device.caps;
+  const variant = gemvMaxRows(caps) >= 1 ? gemvVariant(caps) : gemmVariant(caps, 1);
+  for (const [n, k] of GEMV_SHAPES) {
+    if (quick && n > 8192) continue;
+    const bytes = n * k * 2;
+    // Several distinct weights per repetition, 64 MiB or more in all: as in a decode step, the weights
+    // come from memory, not from a cache that one small matrix read twice would fit in.
+    const copies = Math.min(32, Math.max(1, Math.ceil((64 * MiB) / bytes)));
+    const ws = Array.from({ length: copies }, () => randomTensor(device, [n, k], 'bf16'));
+    const x = randomTensor(device, [1, k], 'f32');
+    const run = () => {
+      for (const w of ws) linearWith(x, w, {}).dispose();
+    };
+    const ms = await perOpMs(device, copies, run, quick ? 3 : 7);
+    const gbs = bytes / ms / 1e6;
+    results.push({
+      name: `ops.gemv.${n}x${k}.gb_s`,
+      value: gbs,
+      unit: 'GB/s',
+      baseline: probe,
+      ratio: gbs / probe,
+      info: `M = 1, bf16 W [${n}, ${k}], ${ms.toFixed(3)} ms; variant ${JSON.stringify(variant)}; baseline: the read probe`,
+    });
+    for (const t of [x, ...ws]) t.dispose();
+  }
+  return results;
+}
+
+async function gemmResults(device: WebGpuDevice, quick: boolean): Promise<BenchResult[]> {
+  const results: BenchResult[] = [];
+  for (const [m, n, k] of GEMM_SHAPES) {
+    const variant = gemmVariant(device.caps, m);
+    if (quick && (m > 128 || n > 2048)) continue;
+    const w = randomTensor(device, [n, k], 'bf16');
+    const x = randomTensor(device, [m, k], 'f32');
+    const reps = quick ? 2 : 3;
+    const flops = 2 * m * n * k;
+    const ms = await perOpMs(device, 1, () => linearWith(x, w, {}).dispose(), reps);
+    const naiveMs = await perOpMs(device, 1, () => linearWith(x, w, { gemm: NAIVE_GEMM }).dispose(), reps);
+    const gflops = flops / ms / 1e6;
+    const naive = flops / naiveMs / 1e6;
+    results.push({
+      name: `ops.gemm.${m}x${n}x${k}.gflops`,
+      value: gflops,
+      unit: 'GFLOPS',
+      baseline: naive,
+      ratio: gflops / naive,
+      info: `x [${m}, ${k}] f32 @ bf16 W [${n}, ${k}]^T, ${ms.toFixed(1)} ms; variant ${JSON.stringify(variant)}; baseline: one output per invocation`,
+    });
+    w.dispose();
+    x.dispose();
+  }
+  return results;
+}
+
+async function dispatchOverhead(device: WebGpuDevice, quick: boolean): Promise<BenchResult> {
+  const count = quick ? 500 : 2000;
+  const out = device.alloc(256);
+  const empty = () =>
+    device.dispatch({
+      op: 'bench-empty',
+      key: 'bench-empty',
+      wgsl: () => `@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(1) fn main() { out[0] = 0u; }`,
+      buffers: [{ buffer: out.buffer, offset: 0, size: 256 }],
+      workgroups: [1],
+    });
+  // The cost of N dispatches minus the cost of one: the per-dispatch part, without the submit and wait.
+  const many = await medianMs(device, () => Array.from({ length: count }, empty), quick ? 3 : 7);
+  const one = await medianMs(device, empty, quick ? 3 : 7);
+  out.free();
+  const us = ((many - one) / (count - 1)) * 1000;
+  return {
+    name: 'ops.dispatch.overhead_us',
+    value: us,
+    unit: 'us',
+    info: `${count} empty dispatches per submit (${many.toFixed(1)} ms) against one (${one.toFixed(2)} ms)`,
+  };
+}
+
+/** The ops benchmark suite (see the module comment); prints nothing to stdout. */
+export const suite: BenchSuite = async ({ quick }) => {
+  const device = await createWebGpuDevice();
+  try {
+    const probe = await probeReadBandwidth(device, (quick ? 64 : 256) * MiB, quick ? 3 : 7);
+    const results: BenchResult[] = [
+      {
+        name: 'ops.probe.read_gb_s',
+        value: probe.gbPerSecond,
+        unit: 'GB/s',
+        info: `best of the probe layouts (${probe.layout}) reading ${probe.bytes / MiB} MiB; ${device.description}`,
+      },
+    ];
+    results.push(...(await gemvResults(device, quick, probe.gbPerSecond)));
+    results.push(...(await gemmResults(device, quick)));
+    results.push(await dispatchOverhead(device, quick));
+    return results;
+  } finally {
+    device.destroy();
+  }
+};
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const results = await suite({ quick: process.argv.includes('--quick') });
+  process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+}

@@ -1,0 +1,119 @@
+/**
+ * The bandwidth probe: how fast this adapter can read a large buffer at best. It is the yardstick of the
+ * GEMV benchmark (a decode step reads every weight once, so its ceiling is this read rate).
+ *
+ * The probe tries a few layouts (workgroup sizes and words per invocation) and keeps the fastest, so the
+ * GEMV is compared with the best plain read this adapter can do, not with a read we made slow.
+ * @module
+ */
+import type { WebGpuDevice } from '../src/gpu/device.js';
+import { grid } from '../src/op.js';
+
+/** One probe layout: invocations per workgroup and 16-byte words each reads per loop step. */
+interface ProbeLayout {
+  /** Invocations per workgroup; neighbouring invocations read neighbouring 16-byte words. */
+  workgroupSize: number;
+  /** Total workgroups (each strides over its share of the buffer). */
+  workgroups: number;
+}
+
+const LAYOUTS: ProbeLayout[] = [
+  { workgroupSize: 8, workgroups: 1024 },
+  { workgroupSize: 64, workgroups: 256 },
+  { workgroupSize: 256, workgroups: 1024 },
+];
+
+function probeWgsl(l: ProbeLayout): string {
+  // Each workgroup reads a contiguous slice; its lanes read neighbouring vec4 words, one slice row per step.
+  // The xor-fold result is written so the reads cannot be optimised away.
+  return `
+@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+struct Params { words: u32, per_group: u32 }
+@group(0) @binding(2) var<uniform> p: Params;
+@compute @workgroup_size(${l.workgroupSize})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let wg = wid.y * nwg.x + wid.x;
+  let start = wg * p.per_group;
+  let end = min(start + p.per_group, p.words);
+  var acc = vec4<u32>(0u);
+  for (var i = start + lid; i < end; i += ${l.workgroupSize}u) { acc ^= src[i]; }
+  out[wg * ${l.workgroupSize}u + lid] = acc.x ^ acc.y ^ acc.z ^ acc.w;
+}`;
+}
+
+/** Result of {@link probeReadBandwidth}. */
+export interface ProbeResult {
+  /** Best read rate, GB/s (10^9 bytes per second). */
+  gbPerSecond: number;
+  /** The layout that gave it, for the benchmark's notes. */
+  layout: string;
+  /** Bytes read per repetition. */
+  bytes: number;
+}
+
+/**
+ * Reads a `bytes`-sized buffer (bound in ranges of at most `maxStorageBindingSize`) `reps` times per layout
+ * after a warm-up, and returns the best layout's median rate.
+ */
+export async function probeReadBandwidth(
+  device: WebGpuDevice,
+  bytes: number,
+  reps: number,
+): Promise<ProbeResult> {
+  const slice = Math.min(bytes, Math.floor(device.caps.maxStorageBindingSize / 256) * 256);
+  const slices = Math.ceil(bytes / slice);
+  const total = slice * slices;
+  const src = device.alloc(total);
+  // Uninitialised buffers read as zeros in WebGPU; the values do not matter to a read rate.
+  let best: ProbeResult | undefined;
+  for (const layout of LAYOUTS) {
+    const out = device.alloc(layout.workgroups * layout.workgroupSize * 4);
+    const words = slice / 16;
+    const perGroup = Math.ceil(words / layout.workgroups);
+    const [x, y] = grid(layout.workgroups, device.caps.maxWorkgroupsPerDimension);
+    const run = () => {
+      for (let s = 0; s < slices; s++) {
+        device.dispatch({
+          op: 'probe',
+          key: `probe:${layout.workgroupSize}`,
+          wgsl: () => probeWgsl(layout),
+          buffers: [
+            { buffer: src.buffer, offset: s * slice, size: slice },
+            { buffer: out.buffer, offset: 0, size: out.byteLength },
+          ],
+          uniforms: new Uint32Array([words, perGroup, 0, 0]),
+          workgroups: [x, y],
+        });
+      }
+    };
+    const ms = await medianMs(device, run, reps);
+    const gbPerSecond = total / ms / 1e6;
+    if (!best || gbPerSecond > best.gbPerSecond) {
+      best = {
+        gbPerSecond,
+        layout: `workgroup ${layout.workgroupSize} x ${layout.workgroups}`,
+        bytes: total,
+      };
+    }
+    out.free();
+  }
+  src.free();
+  return best!;
+}
+
+/** Median wall time in ms of `run()` followed by `device.sync()`, after one warm-up run. */
+export async function medianMs(device: WebGpuDevice, run: () => void, reps: number): Promise<number> {
+  run();
+  await device.sync();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    run();
+    await device.sync();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]!;
+}

@@ -1,0 +1,103 @@
+/**
+ * The one place where kernel variants and tile sizes are chosen from the adapter's capabilities. The
+ * kernels themselves take a variant and know nothing of adapters.
+ *
+ * Two performance shapes, measured (numbers in `docs/benchmarks/ops.md`):
+ * - Software drivers (lavapipe): a workgroup runs as SIMD lanes on one CPU thread, barriers switch
+ *   coroutines, and every storage load is a scalar load per lane and 32-bit word, with a bounds check. What
+ *   counts is the number of words each lane loads: register blocks of outputs per invocation, no shared
+ *   memory, and x (the same for every lane along N) loaded once per subgroup and passed on with
+ *   `subgroupBroadcast`.
+ * - Real GPUs want many threads per workgroup, tiles staged in shared memory, subgroup reductions and
+ *   several loads in flight per thread.
+ * @module
+ */
+import type { GpuCaps } from './caps.js';
+
+/** How a decode-time matrix-vector kernel (`linear` with M = 1..8 rows) is laid out. */
+export interface GemvVariant {
+  /** Invocations per workgroup; they split each weight row along K, each reading 16 bytes at a time. */
+  workgroupSize: number;
+  /** Weight rows per workgroup; every invocation keeps `rows * M` running sums. */
+  rows: number;
+  /**
+   * How the invocations' partial sums are combined: `subgroup` adds within each subgroup (`subgroupAdd`),
+   * then across subgroups in shared memory; `shared` is a shared-memory tree.
+   */
+  reduce: 'subgroup' | 'shared';
+  /** K steps per loop iteration (default 1): more loads in flight per invocation. */
+  unroll?: number;
+}
+
+/** How a prefill-time matrix product (`linear` with M > 8 rows, `matmul`) is laid out. */
+export interface GemmVariant {
+  /**
+   * `register`: every invocation computes a `tileM x tileN` block in registers straight from memory (no
+   * shared memory, no barriers). `tiled`: the workgroup stages `[tileM * 16, 16]` and `[tileN * 16, 16]`
+   * tiles in shared memory and each of its 16 x 16 invocations computes a `tileM x tileN` block.
+   * `naive`: one output per invocation (the benchmark's baseline).
+   */
+  kind: 'register' | 'tiled' | 'naive';
+  /** Output rows per invocation. */
+  tileM: number;
+  /** Output columns per invocation. */
+  tileN: number;
+  /** Workgroup size along the output columns (`register` and `naive`; `tiled` is always 16). */
+  groupN: number;
+  /** Workgroup size along the output rows (`register` and `naive`; `tiled` is always 16). */
+  groupM: number;
+  /**
+   * `register` only, with 8 x 1 lanes: the lanes share x through `subgroupBroadcast` instead of each
+   * loading it (software drivers pay one scalar load per lane and word).
+   */
+  shareX?: boolean;
+}
+
+/** The most rows of x for which `linear` is a decode (every weight read once for all the rows). */
+export const DECODE_ROWS = 8;
+
+/**
+ * The largest M that runs the GEMV kernel ({@link gemvVariant}); larger M runs a GEMM kernel
+ * ({@link gemmVariant}). Real GPUs: the GEMV serves all of decode. Software drivers: none, because there
+ * every invocation pays a scalar load (with a bounds check) per 32-bit word it reads, and the GEMV's lanes
+ * each read their own slice of x, which costs as much as reading W itself; the register kernel with x
+ * shared through the subgroup reads W once for all M rows and x 8 times less (M = 1: 25% less CPU time than the
+ * best GEMV layout on lavapipe; M = 8: 6x).
+ */
+export function gemvMaxRows(caps: GpuCaps): number {
+  return caps.software ? 0 : DECODE_ROWS;
+}
+
+/**
+ * The GEMV layout. Real GPUs: 128 invocations over 4 weight rows, each reading consecutive 16-byte words
+ * of the rows, two K steps per loop iteration (more loads in flight), reduced with `subgroupAdd` where
+ * subgroups exist, else a shared-memory tree. On an H100 (Vulkan) this read the 525 MB lm_head at 1.2
+ * TB/s against 1.0 for 256 invocations without unrolling (see `docs/benchmarks/ops.md`). Software
+ * drivers do not use the GEMV ({@link gemvMaxRows}); the layout given for them (one subgroup of 8 lanes
+ * over 4 rows; more rows per workgroup ran slower on lavapipe) serves tests that force it.
+ */
+export function gemvVariant(caps: GpuCaps): GemvVariant {
+  const reduce = caps.subgroups ? 'subgroup' : 'shared';
+  if (caps.software) return { workgroupSize: 8, rows: 4, reduce };
+  return { workgroupSize: 128, rows: 4, reduce, unroll: 2 };
+}
+
+/**
+ * The GEMM layout for an adapter and `m` rows of x.
+ *
+ * Software: register blocks of `tileM x 4` outputs per invocation, 8 lanes along the output columns, x
+ * shared through the subgroup, no shared memory and no barriers; `tileM` is `m` itself for decode (so W is
+ * read once) and 8 for prefill. Measured on lavapipe for 128 x 2048 x 2048 (bf16 W): 31 GFLOPS, against
+ * 13 for the same blocks loading x per lane, 6 for one output per invocation, and 3 for the shared-memory
+ * tiled kernel. Real GPUs: 64 x 64 output tiles staged through shared memory, 4 x 4 outputs per invocation.
+ */
+export function gemmVariant(caps: GpuCaps, m = DECODE_ROWS + 1): GemmVariant {
+  if (caps.software) {
+    const tileM = Math.min(m, DECODE_ROWS);
+    return { kind: 'register', tileM, tileN: 4, groupN: 8, groupM: 1, shareX: caps.subgroups };
+  }
+  return { kind: 'tiled', tileM: 4, tileN: 4, groupN: 16, groupM: 16 };
+}
+
+/** The baseline GEMM of the benchmarks: one output per invocation, 8 x 8 invocations per workgroup. */
+export const NAIVE_GEMM: GemmVariant = { kind: 'naive', tileM: 1, tileN: 1, groupN: 8, groupM: 8 };

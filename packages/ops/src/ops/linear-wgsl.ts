@@ -1,0 +1,414 @@
+/**
+ * The WGSL of `linear` (`x [M, K] @ W^T`, W stored `[N, K]`): a GEMV for decode and GEMMs for prefill,
+ * rendered from a variant chosen in `gpu/variants.ts`.
+ *
+ * Every kernel walks K in chunks. When a weight row is a whole number of 16-byte words (`vec`), a chunk is
+ * one `vec4` load: 8 bf16 or f16 weights (unpacked in the kernel, bf16 exactly) or 4 f32 weights, against 2
+ * or 1 `vec4<f32>` of x. Otherwise a chunk is one element read through the dtype's loader.
+ *
+ * Bindings: x (f32), W, out (f32), then the uniforms `p`. Each binding may be a range of its tensor; `xb`,
+ * `wb` and `ob` are where this dispatch's first element sits in its binding (in the binding's units), so
+ * a dispatch can cover any block of rows even when its start is not at an aligned byte offset.
+ * @module
+ */
+import type { DType } from '@proj/core';
+import type { GemmVariant, GemvVariant } from '../gpu/variants.js';
+import { LINEAR_WORKGROUP, loader } from '../wgsl.js';
+
+/** How a weight dtype is read: the binding types, chunk size and the WGSL that unpacks one chunk. */
+export interface ChunkLayout {
+  /** Weight elements per chunk (8, 4 or 1). */
+  chunk: number;
+  /** x array entries per chunk (x is `array<vec4<f32>>` in vec layouts, else `array<f32>`). */
+  xPerChunk: number;
+  /** True when chunks are 16-byte vector loads. */
+  vec: boolean;
+  /** The WGSL declarations of x, W and out at bindings 0..2, plus any loader functions. */
+  declarations: string;
+  /** Statements that read chunk `index` of W into `wa${r}` (and `wb${r}`). */
+  loadW(r: number | string, index: string): string;
+  /** Statements that read the x chunk at x entry `index` into `xa${m}` (and `xb${m}`). */
+  loadX(m: number | string, index: string): string;
+  /** The expression adding chunk products: `wa${r} . xa${m}` (+ `wb${r} . xb${m}`). */
+  product(r: number | string, m: number | string): string;
+  /** The chunk's weights in K order, as WGSL expressions over what {@link ChunkLayout.loadW} defined. */
+  elements(r: number | string): string[];
+}
+
+const XYZW = ['x', 'y', 'z', 'w'];
+
+/** The chunk layout of weights of `dtype`; `vec` when a row is a whole number of 16-byte words. */
+export function chunkLayout(dtype: DType, vec: boolean): ChunkLayout {
+  const out = '@group(0) @binding(2) var<storage, read_write> out: array<f32>;';
+  if (!vec) {
+    const wType = dtype === 'f32' ? 'f32' : 'u32';
+    return {
+      chunk: 1,
+      xPerChunk: 1,
+      vec,
+      declarations: `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<${wType}>;
+${out}
+${loader('w', dtype)}`,
+      loadW: (r, i) => `let wa${r} = w_at(${i});`,
+      loadX: (m, i) => `let xa${m} = x[${i}];`,
+      product: (r, m) => `wa${r} * xa${m}`,
+      elements: (r) => [`wa${r}`],
+    };
+  }
+  if (dtype === 'f32') {
+    return {
+      chunk: 4,
+      xPerChunk: 1,
+      vec,
+      declarations: `@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
+${out}`,
+      loadW: (r, i) => `let wa${r} = w[${i}];`,
+      loadX: (m, i) => `let xa${m} = x[${i}];`,
+      product: (r, m) => `dot(wa${r}, xa${m})`,
+      elements: (r) => XYZW.map((c) => `wa${r}.${c}`),
+    };
+  }
+  // 16-bit weights: one vec4<u32> holds elements 0..7, two per word, the even one in the low half.
+  const bf16 = dtype === 'bf16';
+  return {
+    chunk: 8,
+    xPerChunk: 2,
+    vec,
+    declarations: `@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
+${out}`,
+    // bf16 is the top half of an f32: shifting the low half up (even elements) and masking the high half
+    // (odd elements) gives the exact values with two vector ops and no conversions. x is regrouped to
+    // match: even elements in xa, odd ones in xb.
+    loadW: bf16
+      ? (r, i) => `let q${r} = w[${i}];
+      let wa${r} = bitcast<vec4<f32>>(q${r} << vec4<u32>(16u));
+      let wb${r} = bitcast<vec4<f32>>(q${r} & vec4<u32>(0xffff0000u));`
+      : (r, i) => `let q${r} = w[${i}];
+      let wa${r} = vec4<f32>(unpack2x16float(q${r}.x), unpack2x16float(q${r}.y));
+      let wb${r} = vec4<f32>(unpack2x16float(q${r}.z), unpack2x16float(q${r}.w));`,
+    loadX: bf16
+      ? (m, i) => `let xl${m} = x[${i}]; let xh${m} = x[${i} + 1u];
+      let xa${m} = vec4<f32>(xl${m}.xz, xh${m}.xz); let xb${m} = vec4<f32>(xl${m}.yw, xh${m}.yw);`
+      : (m, i) => `let xa${m} = x[${i}]; let xb${m} = x[${i} + 1u];`,
+    product: (r, m) => `dot(wa${r}, xa${m}) + dot(wb${r}, xb${m})`,
+    elements: bf16
+      ? (r) => XYZW.flatMap((c) => [`wa${r}.${c}`, `wb${r}.${c}`])
+      : (r) => [...XYZW.map((c) => `wa${r}.${c}`), ...XYZW.map((c) => `wb${r}.${c}`)],
+  };
+}
+
+/** The uniforms every linear kernel takes, in order (see {@link linearParams}). */
+const PARAMS = `struct Params {
+  m: u32,   // rows of x (and out) in this dispatch
+  n: u32,   // rows of W (columns of out) in this dispatch
+  kc: u32,  // chunks per row
+  xb: u32,  // first x entry of this dispatch in its binding
+  wb: u32,  // first W entry
+  ob: u32,  // first out element
+  ldo: u32, // out row stride (the full N)
+  gx: u32,  // GEMM workgroups along N
+}
+@group(0) @binding(3) var<uniform> p: Params;`;
+
+const range = (n: number) => [...Array(n).keys()];
+
+/**
+ * The decode kernel: `out[m, n] = sum_k x[m, k] W[n, k]` for all `m` rows at once, so W is read once.
+ * Each workgroup owns `v.rows` W rows; its invocations stride along K and their sums are then reduced.
+ */
+export function gemvWgsl(v: GemvVariant, m: number, dtype: DType, vec: boolean): string {
+  const L = chunkLayout(dtype, vec);
+  const { workgroupSize: WG, rows: R } = v;
+  const sums = range(m).flatMap((i) => range(R).map((r) => ({ i, r, name: `acc${i}_${r}` })));
+  const ldx = `p.kc * ${L.xPerChunk}u`;
+  // x first, then one weight row at a time: few values are live at once (software drivers spill a lot).
+  // One step of the K loop at chunk `c`, in its own block so unrolled copies can reuse the names.
+  const step = (c: string) => `{
+    let c = ${c};
+    ${range(m)
+      .map((i) => L.loadX(i, `p.xb + ${i}u * ${ldx} + c * ${L.xPerChunk}u`))
+      .join('\n    ')}
+    ${range(R)
+      .map(
+        (r) => `${L.loadW(r, `p.wb + row${r} * p.kc + c`)}
+    ${range(m)
+      .map((i) => `acc${i}_${r} += ${L.product(r, i)};`)
+      .join('\n    ')}`,
+      )
+      .join('\n    ')}
+  }`;
+  // Unrolled steps put several independent loads in flight per invocation (what GPUs need to reach their
+  // bandwidth); the remainder runs one step at a time.
+  const U = v.unroll ?? 1;
+  const loop = `var c0 = lid;
+  for (; c0 + ${(U - 1) * WG}u < p.kc; c0 += ${U * WG}u) {
+    ${range(U)
+      .map((u) => step(`c0 + ${u * WG}u`))
+      .join('\n    ')}
+  }
+  for (; c0 < p.kc; c0 += ${WG}u) ${step('c0')}`;
+  const S = sums.length;
+  let reduce: string;
+  let shared: string;
+  let builtins = '';
+  if (v.reduce === 'subgroup') {
+    // Subgroups are runs of consecutive local_invocation_index in every implementation we know of; the
+    // leader of each writes its sums, and the first S invocations add up the subgroups' sums.
+    shared = `var<workgroup> part: array<f32, ${S * Math.ceil(WG / 4)}>;`;
+    builtins = ', @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) sgl: u32';
+    reduce = `${sums.map((s, j) => `let t${j} = subgroupAdd(${s.name});`).join('\n  ')}
+  if (sgl == 0u) {
+    let base = (lid / sgs) * ${S}u;
+    ${sums.map((_, j) => `part[base + ${j}u] = t${j};`).join('\n    ')}
+  }
+  workgroupBarrier();
+  let nsg = (${WG}u + sgs - 1u) / sgs;
+  for (var j = lid; j < ${S}u; j += ${WG}u) {
+    var total = 0.0;
+    for (var g = 0u; g < nsg; g++) { total += part[g * ${S}u + j]; }
+    let row = first + j % ${R}u;
+    if (row < p.n) { out[p.ob + (j / ${R}u) * p.ldo + row] = total; }
+  }`;
+  } else {
+    shared = `var<workgroup> part: array<f32, ${S * WG}>;`;
+    // Loops rather than unrolled statements: software drivers compile big kernels slowly.
+    reduce = `${sums.map((s, j) => `part[${j * WG}u + lid] = ${s.name};`).join('\n  ')}
+  for (var half = ${WG / 2}u; half > 0u; half >>= 1u) {
+    workgroupBarrier();
+    if (lid < half) {
+      for (var j = 0u; j < ${S}u; j++) { part[j * ${WG}u + lid] += part[j * ${WG}u + lid + half]; }
+    }
+  }
+  for (var j = lid; j < ${S}u; j += ${WG}u) {
+    let row = first + j % ${R}u;
+    if (row < p.n) { out[p.ob + (j / ${R}u) * p.ldo + row] = part[j * ${WG}u]; }
+  }`;
+  }
+  return `${v.reduce === 'subgroup' ? 'enable subgroups;' : ''}
+${L.declarations}
+${PARAMS}
+${shared}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32${builtins}) {
+  ${LINEAR_WORKGROUP}
+  let first = wg * ${R}u;
+  if (first >= p.n) { return; }
+  ${range(R)
+    .map((r) => `let row${r} = min(first + ${r}u, p.n - 1u);`)
+    .join('\n  ')}
+  ${sums.map((s) => `var ${s.name} = 0.0;`).join('\n  ')}
+  ${loop}
+  ${reduce}
+}`;
+}
+
+/**
+ * The prefill kernels. `register` and `naive`: each invocation computes a `tileM x tileN` block of out
+ * straight from memory, its lanes along N. `tiled`: 16 x 16 invocations share `[16 tileM, 16]` x and
+ * `[16 tileN, 16]` W tiles in workgroup memory (W unpacked to f32 once, when staged).
+ */
+export function gemmWgsl(v: GemmVariant, dtype: DType, vec: boolean): string {
+  if (v.kind === 'tiled') return tiledWgsl(v, dtype, vec);
+  return v.shareX ? sharedXWgsl(v, dtype, vec) : registerWgsl(v, dtype, vec);
+}
+
+/** Whether {@link sharedXWgsl} can run this layout: vector chunks and K a multiple of 8. */
+export function canShareX(dtype: DType, vec: boolean, k: number): boolean {
+  return vec && k % 8 === 0 && (dtype === 'f32' || dtype === 'bf16' || dtype === 'f16');
+}
+
+/**
+ * The register kernel with x shared through the subgroup: the 8 lanes of a workgroup (one subgroup on
+ * software drivers) need the same x values, so each lane loads one of every 8 and `subgroupBroadcast`
+ * hands them to the others. Software drivers pay a scalar load per lane and word, so this cuts the x loads
+ * 8-fold (3x faster prefill on lavapipe). Where subgroups are narrower than 8, every lane loads all 8.
+ */
+function sharedXWgsl(v: GemmVariant, dtype: DType, vec: boolean): string {
+  const L = chunkLayout(dtype, vec);
+  const { tileM: TM, tileN: TN } = v;
+  if (v.groupN !== 8 || v.groupM !== 1 || L.chunk === 1)
+    throw new Error('shareX needs 8 x 1 lanes and vec chunks');
+  const perBlock = 8 / L.chunk; // W chunks per 8 elements of K
+  const sums = range(TM).flatMap((i) => range(TN).map((j) => ({ i, j, name: `acc${i}_${j}` })));
+  const xs = (i: number) => range(8).map((e) => `x${i}_${e}`);
+  const product = (i: number, j: number) => {
+    const w = range(perBlock).flatMap((t) => L.elements(`${j}_${t}`));
+    return range(2)
+      .map((h) => {
+        const ws = w.slice(4 * h, 4 * h + 4).join(', ');
+        return `dot(vec4<f32>(${ws}), vec4<f32>(${xs(i)
+          .slice(4 * h, 4 * h + 4)
+          .join(', ')}))`;
+      })
+      .join(' + ');
+  };
+  return `enable subgroups;
+${L.declarations}
+${PARAMS}
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sgs: u32) {
+  ${LINEAR_WORKGROUP}
+  let m0 = (wg / p.gx) * ${TM}u;
+  if (m0 >= p.m) { return; }
+  // Every lane stays to the end, since the others read x through it; lanes past N compute a clamped row
+  // and do not write it.
+  let n0 = ((wg % p.gx) * 8u + lid) * ${TN}u;
+  let share = sgs >= 8u;
+  ${range(TN)
+    .map((j) => `let row${j} = p.wb + min(n0 + ${j}u, p.n - 1u) * p.kc;`)
+    .join('\n  ')}
+  ${range(TM)
+    .map((i) => `let xr${i} = p.xb + min(m0 + ${i}u, p.m - 1u) * p.kc * ${L.xPerChunk}u;`)
+    .join('\n  ')}
+  ${sums.map((s) => `var ${s.name} = 0.0;`).join('\n  ')}
+  for (var b = 0u; b < p.kc; b += ${perBlock}u) {
+    let xq = b * ${L.xPerChunk}u; // x entry (vec4) of this block's first element
+    ${range(TM)
+      .map(
+        (i) => `${xs(i)
+          .map((n) => `var ${n}: f32;`)
+          .join(' ')}
+    if (share) {
+      let own = x[xr${i} + xq + (lid >> 2u)][lid & 3u];
+      ${xs(i)
+        .map((n, e) => `${n} = subgroupBroadcast(own, ${e}u);`)
+        .join(' ')}
+    } else {
+      let lo = x[xr${i} + xq]; let hi = x[xr${i} + xq + 1u];
+      ${xs(i)
+        .map((n, e) => `${n} = ${e < 4 ? 'lo' : 'hi'}.${XYZW[e % 4]};`)
+        .join(' ')}
+    }`,
+      )
+      .join('\n    ')}
+    ${range(TN)
+      .map(
+        (j) => `${range(perBlock)
+          .map((t) => L.loadW(`${j}_${t}`, `row${j} + b + ${t}u`))
+          .join('\n    ')}
+    ${range(TM)
+      .map((i) => `acc${i}_${j} += ${product(i, j)};`)
+      .join('\n    ')}`,
+      )
+      .join('\n    ')}
+  }
+  ${sums
+    .map(
+      (s) =>
+        `if (m0 + ${s.i}u < p.m && n0 + ${s.j}u < p.n) { out[p.ob + (m0 + ${s.i}u) * p.ldo + n0 + ${s.j}u] = ${s.name}; }`,
+    )
+    .join('\n  ')}
+}`;
+}
+
+function registerWgsl(v: GemmVariant, dtype: DType, vec: boolean): string {
+  const L = chunkLayout(dtype, vec);
+  const { tileM: TM, tileN: TN, groupN: GN, groupM: GM } = v;
+  const sums = range(TM).flatMap((i) => range(TN).map((r) => ({ i, r, name: `acc${i}_${r}` })));
+  return `${L.declarations}
+${PARAMS}
+@compute @workgroup_size(${GN}, ${GM})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_id) lid: vec3u) {
+  ${LINEAR_WORKGROUP}
+  let n0 = ((wg % p.gx) * ${GN}u + lid.x) * ${TN}u;
+  // With one invocation along M, m0 is the same for the whole workgroup: x loads are then uniform, which
+  // software drivers turn into one scalar load instead of a gather per lane.
+  let m0 = ${GM === 1 ? `(wg / p.gx) * ${TM}u` : `((wg / p.gx) * ${GM}u + lid.y) * ${TM}u`};
+  if (n0 >= p.n || m0 >= p.m) { return; }
+  ${range(TN)
+    .map((r) => `let row${r} = min(n0 + ${r}u, p.n - 1u);`)
+    .join('\n  ')}
+  ${range(TM)
+    .map((i) => `let xr${i} = min(m0 + ${i}u, p.m - 1u) * p.kc * ${L.xPerChunk}u;`)
+    .join('\n  ')}
+  ${sums.map((s) => `var ${s.name} = 0.0;`).join('\n  ')}
+  for (var c = 0u; c < p.kc; c++) {
+    ${range(TN)
+      .map((r) => L.loadW(r, `p.wb + row${r} * p.kc + c`))
+      .join('\n    ')}
+    ${range(TM)
+      .map((i) => L.loadX(i, `p.xb + xr${i} + c * ${L.xPerChunk}u`))
+      .join('\n    ')}
+    ${sums.map((s) => `${s.name} += ${L.product(s.r, s.i)};`).join('\n    ')}
+  }
+  ${sums
+    .map(
+      (s) =>
+        `if (m0 + ${s.i}u < p.m && n0 + ${s.r}u < p.n) { out[p.ob + (m0 + ${s.i}u) * p.ldo + n0 + ${s.r}u] = ${s.name}; }`,
+    )
+    .join('\n  ')}
+}`;
+}
+
+/** K elements per shared-memory tile of the tiled GEMM. */
+const BK = 16;
+
+function tiledWgsl(v: GemmVariant, dtype: DType, vec: boolean): string {
+  const L = chunkLayout(dtype, vec);
+  const { tileM: TM, tileN: TN } = v;
+  const BM = 16 * TM;
+  const BN = 16 * TN;
+  const wPer = BK / L.chunk; // W chunks per row of a tile
+  const xPer = vec ? BK / 4 : BK; // x entries per row of a tile
+  const xParts = vec ? XYZW.map((c) => `.${c}`) : [''];
+  const sums = range(TM).flatMap((i) => range(TN).map((j) => ({ i, j, name: `acc${i}_${j}` })));
+  return `${L.declarations}
+${PARAMS}
+var<workgroup> xs: array<f32, ${BK * BM}>; // [k][m]
+var<workgroup> ws: array<f32, ${BK * BN}>; // [k][n]
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) t: u32) {
+  ${LINEAR_WORKGROUP}
+  let nb = (wg % p.gx) * ${BN}u;
+  let mb = (wg / p.gx) * ${BM}u;
+  ${sums.map((s) => `var ${s.name} = 0.0;`).join('\n  ')}
+  let ldx = p.kc * ${L.xPerChunk}u;
+  let kx = ldx; // x entries per row
+  for (var c0 = 0u; c0 < p.kc; c0 += ${wPer}u) {
+    for (var s = t; s < ${BN * wPer}u; s += 256u) {
+      let nn = s / ${wPer}u;
+      let cc = s % ${wPer}u;
+      let row = min(nb + nn, p.n - 1u);
+      let c = min(c0 + cc, p.kc - 1u);
+      ${L.loadW('', 'p.wb + row * p.kc + c')}
+      let keep = c0 + cc < p.kc;
+      ${L.elements('')
+        .map((e, q) => `ws[(cc * ${L.chunk}u + ${q}u) * ${BN}u + nn] = select(0.0, ${e}, keep);`)
+        .join('\n      ')}
+    }
+    for (var s = t; s < ${BM * xPer}u; s += 256u) {
+      let mm = s / ${xPer}u;
+      let e = s % ${xPer}u;
+      let xe = c0 * ${L.xPerChunk}u + e;
+      let v = x[p.xb + min(mb + mm, p.m - 1u) * kx + min(xe, kx - 1u)];
+      let keep = xe < kx;
+      ${xParts.map((part, q) => `xs[(e * ${xParts.length}u + ${q}u) * ${BM}u + mm] = select(0.0, v${part}, keep);`).join('\n      ')}
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < ${BK}u; k++) {
+      ${range(TM)
+        .map((i) => `let a${i} = xs[k * ${BM}u + lid.y + ${16 * i}u];`)
+        .join('\n      ')}
+      ${range(TN)
+        .map((j) => `let b${j} = ws[k * ${BN}u + lid.x + ${16 * j}u];`)
+        .join('\n      ')}
+      ${sums.map((s) => `${s.name} += a${s.i} * b${s.j};`).join('\n      ')}
+    }
+    workgroupBarrier();
+  }
+  ${sums
+    .map(
+      (s) => `if (mb + lid.y + ${16 * s.i}u < p.m && nb + lid.x + ${16 * s.j}u < p.n) {
+    out[p.ob + (mb + lid.y + ${16 * s.i}u) * p.ldo + nb + lid.x + ${16 * s.j}u] = ${s.name};
+  }`,
+    )
+    .join('\n  ')}
+}`;
+}

@@ -1,0 +1,192 @@
+import { cpuFloats, fromArray, Rng, randn, type Tensor, tensor } from '@proj/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WebGpuDevice } from '../gpu/device.js';
+import { type GemmVariant, type GemvVariant, NAIVE_GEMM } from '../gpu/variants.js';
+import { expectClose, testDevice } from '../testing.js';
+import { type LinearVariants, linear, linearReference, linearWith } from './linear.js';
+
+/**
+ * Tolerance against the f64 reference for a sum of K products of typical size `rms`. Summing in f32, each
+ * of the K additions rounds by at most 2^-24 of a partial sum, and partial sums of random terms grow like
+ * sqrt(K) * rms, so the errors add up (as a random walk of K steps) to about 2^-24 * K * rms; we allow 4x
+ * that. The rtol covers the final rounding of both sides. A wrongly decoded bf16 (2^-9 relative) or a
+ * dropped term is orders of magnitude above this.
+ */
+function tolerance(k: number, rms = 1): { atol: number; rtol: number } {
+  return { atol: 4 * 2 ** -24 * k * rms + 1e-30, rtol: 2 ** -22 };
+}
+
+async function check(
+  gpu: WebGpuDevice,
+  m: number,
+  n: number,
+  k: number,
+  dtype: 'f32' | 'f16' | 'bf16',
+  v: LinearVariants = {},
+) {
+  const x = randn([m, k], { seed: m * 1000 + k });
+  const w = randn([n, k], { seed: n * 7 + k, dtype });
+  const [gx, gw] = await Promise.all([x.to(gpu), w.to(gpu)]);
+  const y = linearWith(gx, gw, v);
+  expect(y.shape).toEqual([m, n]);
+  const expected = linearReference(cpuFloats(x), cpuFloats(w), m, n, k);
+  expectClose(await y.toArray(), expected, { ...tolerance(k), what: `linear ${m}x${n}x${k} ${dtype}` });
+  for (const t of [gx, gw, y]) t.dispose();
+}
+
+describe('linear on the CPU', () => {
+  it('computes x @ W^T with W stored [N, K]', async () => {
+    const x = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+    const w = tensor([1, 0, 0, 0, 1, 1], [2, 3]);
+    const y = linear(x, w);
+    expect(y.shape).toEqual([2, 2]);
+    expect([...(await y.toArray())]).toEqual([1, 5, 4, 11]);
+  });
+  it('keeps leading dims: [2, 3, K] -> [2, 3, N]', () => {
+    const y = linear(randn([2, 3, 4]), randn([5, 4]));
+    expect(y.shape).toEqual([2, 3, 5]);
+  });
+  it('rejects a K mismatch, naming the op, both shapes and the dims', () => {
+    const x = randn([2, 3] as number[]);
+    const w = randn([4, 5] as number[]);
+    expect(() => linear(x, w)).toThrow('linear: x [2, 3] has K = 3 but W [4, 5] has K = 5');
+  });
+});
+
+// Variants forced on whatever adapter runs the tests, so the real-GPU kernels are checked on lavapipe too.
+const GEMVS: GemvVariant[] = [
+  { workgroupSize: 8, rows: 4, reduce: 'subgroup' },
+  { workgroupSize: 128, rows: 4, reduce: 'subgroup', unroll: 2 },
+  { workgroupSize: 8, rows: 2, reduce: 'shared', unroll: 3 },
+  { workgroupSize: 64, rows: 3, reduce: 'shared' },
+];
+const GEMMS: GemmVariant[] = [
+  { kind: 'register', tileM: 8, tileN: 4, groupN: 8, groupM: 1, shareX: true },
+  { kind: 'register', tileM: 3, tileN: 1, groupN: 8, groupM: 1, shareX: true },
+  { kind: 'register', tileM: 4, tileN: 4, groupN: 8, groupM: 1 },
+  { kind: 'register', tileM: 2, tileN: 3, groupN: 4, groupM: 2 },
+  { kind: 'tiled', tileM: 4, tileN: 4, groupN: 16, groupM: 16 },
+  NAIVE_GEMM,
+];
+
+describe('linear on WebGPU matches the f64 reference', () => {
+  let gpu: WebGpuDevice | undefined;
+  let small: WebGpuDevice | undefined;
+  beforeAll(async () => {
+    gpu = await testDevice();
+    // 1 KiB bindings: W, x and out are split into many ranges, most starting at unaligned rows.
+    small = await testDevice({ maxStorageBindingSize: 1024 });
+  });
+  afterAll(() => {
+    gpu?.destroy();
+    small?.destroy();
+  });
+
+  // [M, N, K]: 1, odd, primes, K both a multiple of 8 (vector loads) and not (element loads), M across
+  // the GEMV/GEMM switch at 8, sizes that are not multiples of any tile (4, 16, 32, 64).
+  const shapes: [number, number, number][] = [
+    [1, 1, 1],
+    [1, 37, 24],
+    [3, 13, 13],
+    [8, 67, 64],
+    [9, 5, 40],
+    [33, 71, 31],
+    [70, 131, 96],
+  ];
+  for (const [m, n, k] of shapes) {
+    for (const dtype of ['f32', 'bf16', 'f16'] as const) {
+      it(`[${m}, ${k}] x [${n}, ${k}] ${dtype}`, async ({ skip }) => {
+        if (!gpu) return skip('no WebGPU adapter');
+        await check(gpu, m, n, k, dtype);
+      });
+    }
+  }
+
+  it('every GEMV variant, every dtype', async ({ skip }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    for (const gemv of GEMVS) {
+      // Every dtype once (the chunk layouts), then the scalar path, more sums than invocations (M = 5,
+      // 4 rows) and a K with unrolled iterations and a remainder in one dtype each. (M = 8 GEMV kernels
+      // take 5-15 s each to compile on lavapipe, which runs decode through the register kernel instead.)
+      const cases: [number, number, number, 'f32' | 'bf16' | 'f16'][] = [
+        [1, 9, 16, 'f32'],
+        [1, 9, 16, 'bf16'],
+        [1, 9, 16, 'f16'],
+        [2, 11, 21, 'bf16'],
+        [5, 5, 72, 'bf16'],
+        [1, 3, 2056, 'f16'],
+      ];
+      for (const [m, n, k, dtype] of cases) await check(gpu, m, n, k, dtype, { gemv, gemvMaxRows: 8 });
+    }
+  });
+
+  it('every GEMM variant (also for decode rows), every dtype', async ({ skip }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    for (const gemm of GEMMS) {
+      for (const [m, n, k] of [
+        [1, 13, 16],
+        [9, 7, 5],
+        [37, 70, 48],
+        [65, 19, 33],
+      ] as const) {
+        for (const dtype of ['f32', 'bf16', 'f16'] as const)
+          await check(gpu, m, n, k, dtype, { gemm, gemvMaxRows: 0 });
+      }
+    }
+  });
+
+  it('splits W, x and out over bindings, with blocks starting at awkward rows', async ({ skip }) => {
+    if (!small) return skip('no WebGPU adapter');
+    // f32 K = 24: 96-byte rows, 8 rows per 256-byte period, so W blocks are aligned; bf16 K = 13: 26-byte
+    // rows start at any offset; out rows of N = 100 (400 bytes) go one per binding.
+    for (const [m, n, k, dtype] of [
+      [1, 100, 24, 'f32'],
+      [3, 100, 13, 'bf16'],
+      [12, 45, 13, 'f16'],
+      [20, 37, 8, 'bf16'],
+      [1, 61, 16, 'bf16'],
+    ] as const) {
+      await check(small, m, n, k, dtype);
+      await check(small, m, n, k, dtype, { gemm: GEMMS[4]!, gemv: GEMVS[1]!, gemvMaxRows: 8 });
+      await check(small, m, n, k, dtype, { gemm: GEMMS[0]!, gemvMaxRows: 0 });
+    }
+  });
+
+  it('K = 8192 GEMV and an lm_head GEMV (128256 x 2048 bf16, 525 MB: over one 128 MiB binding)', async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    await check(gpu, 1, 67, 8192, 'bf16');
+    await check(gpu, 3, 19, 8192, 'f32');
+    const [n, k] = [128256, 2048];
+    const w = tiledBf16(n, k);
+    const x = randn([1, k], { seed: 5 });
+    const [gx, gw] = await Promise.all([x.to(gpu), w.to(gpu)]);
+    const y = linear(gx, gw);
+    const expected = linearReference(cpuFloats(x), cpuFloats(w), 1, n, k);
+    // Weights are uniform in [-1, 1) (rms 1/sqrt(3)), x is N(0, 1): terms have rms 1/sqrt(3).
+    expectClose(await y.toArray(), expected, { ...tolerance(k, 0.6), what: 'lm_head' });
+    for (const t of [gx, gw, y]) t.dispose();
+  });
+});
+
+/**
+ * A big bf16 weight made fast: row `i` is a window of a random table starting at `i * 7919`, so rows
+ * differ (randn of 262M values would take most of the test's time budget).
+ */
+function tiledBf16(n: number, k: number): Tensor<[number, number], 'bf16'> {
+  const rng = new Rng(11);
+  const table = new Uint16Array(65537);
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < table.length; i++) {
+    f[0] = rng.uniform(-1, 1);
+    table[i] = u[0]! >>> 16; // truncation is fine: any bf16 value will do
+  }
+  const data = new Uint16Array(n * k);
+  for (let i = 0; i < n; i++) {
+    const start = (i * 7919) % table.length;
+    for (let j = 0; j < k; j++) data[i * k + j] = table[(start + j) % table.length]!;
+  }
+  return fromArray(data, [n, k], { dtype: 'bf16' });
+}

@@ -1,0 +1,189 @@
+/**
+ * `linear(x, W)`: `x [..., K] @ W^T -> [..., N]` with W stored `[N, K]`, as checkpoints store it (no
+ * transposed copy). Decode (at most `DECODE_ROWS` = 8 rows of x) reads every weight once for all the
+ * rows (a GEMV); prefill runs a GEMM. The kernels and their layouts are chosen in `gpu/variants.ts`.
+ * Weights may be f32, f16 or bf16 (16-bit ones unpacked in the kernel, bf16 exactly); x is f32.
+ *
+ * Weights larger than one storage binding (a 128256 x 2048 bf16 lm_head is 525 MB, lavapipe binds at most
+ * 128 MiB) are split into row ranges, each bound separately and dispatched into the matching columns of
+ * the output.
+ * @module
+ */
+import {
+  cpuFloats,
+  DTYPE_BYTES,
+  empty,
+  type LinearCheck,
+  type LinearShape,
+  linearShape,
+  numel,
+  type Shape,
+  type Tensor,
+  tensor,
+} from '@proj/core';
+import type { BufferBinding, WebGpuDevice } from '../gpu/device.js';
+import { GpuOpError } from '../gpu/errors.js';
+import {
+  type GemmVariant,
+  type GemvVariant,
+  gemmVariant,
+  gemvMaxRows,
+  gemvVariant,
+} from '../gpu/variants.js';
+import { bindRange, checkFloat, deviceOf, grid, isGpu } from '../op.js';
+import { canShareX, chunkLayout, gemmWgsl, gemvWgsl } from './linear-wgsl.js';
+
+/**
+ * The CPU reference: `out[i, j] = sum_k x[i, k] * w[j, k]` for x `[m, k]` and w `[n, k]`, accumulated in
+ * f64 and rounded once to f32, so it is the correctly rounded result (up to f64 error) the kernels are
+ * compared against.
+ */
+export function linearReference(
+  x: Float32Array,
+  w: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+): Float32Array {
+  const out = new Float32Array(m * n);
+  for (let i = 0; i < m; i++) {
+    const xi = i * k;
+    for (let j = 0; j < n; j++) {
+      const wj = j * k;
+      let sum = 0;
+      for (let t = 0; t < k; t++) sum += x[xi + t]! * w[wj + t]!;
+      out[i * n + j] = sum;
+    }
+  }
+  return out;
+}
+
+/** Variant overrides, for tests that check every kernel on any adapter and for the benchmarks. */
+export interface LinearVariants {
+  /** The decode kernel's layout (default: {@link gemvVariant}). */
+  gemv?: GemvVariant;
+  /** The prefill kernel's layout (default: {@link gemmVariant}). */
+  gemm?: GemmVariant;
+  /** Largest M that runs the GEMV (default {@link gemvMaxRows}). */
+  gemvMaxRows?: number;
+}
+
+/**
+ * `x @ W^T`: x `[..., K]`, W `[N, K]` -> `[..., N]` (f32).
+ *
+ * @example
+ * ```ts
+ * import { tensor } from '@proj/core';
+ * import { linear } from '@proj/ops';
+ * const x = tensor([1, 2, 3], [1, 3]);
+ * const w = tensor([1, 0, 0, 0, 1, 1], [2, 3]); // two output features
+ * console.log(await linear(x, w).toArray()); // Float32Array [1, 5]
+ * ```
+ */
+export function linear<X extends Shape, W extends Shape>(
+  x: Tensor<X>,
+  w: Tensor<W> & LinearCheck<X, W>,
+): Tensor<LinearShape<X, W>, 'f32'> {
+  return linearWith(x, w, {}) as Tensor<LinearShape<X, W>, 'f32'>;
+}
+
+/** {@link linear} with chosen kernel variants (tests and benchmarks); shapes are checked at run time only. */
+export function linearWith(x: Tensor, w: Tensor, variants: LinearVariants): Tensor<Shape, 'f32'> {
+  const outShape = linearShape('linear', x.shape, w.shape);
+  checkFloat('linear', x, w);
+  const device = deviceOf('linear', x, w);
+  const [n, k] = w.shape as [number, number];
+  const m = numel(x.shape) / Math.max(k, 1);
+  if (!isGpu(device)) return tensor(linearReference(cpuFloats(x), cpuFloats(w), m, n, k), outShape);
+  if (x.dtype !== 'f32') throw new Error(`linear: x must be f32 on WebGPU, got ${x.dtype}`);
+  const out = empty(outShape, 'f32', device);
+  if (out.numel === 0) return out;
+  if (k === 0) {
+    out.dispose();
+    return tensor(new Float32Array(m * n), outShape, { device });
+  }
+  const caps = device.caps;
+  const gemvRows = variants.gemvMaxRows ?? gemvMaxRows(caps);
+  const wBytes = DTYPE_BYTES[w.dtype];
+  const vec = k % 4 === 0 && (k * wBytes) % 16 === 0;
+  const layout = chunkLayout(w.dtype, vec);
+  const kc = k / layout.chunk;
+  // Row blocks that each fit one binding: of W (columns of out), and of x and out together.
+  const nBlock = rowsPerBinding(device, k * wBytes);
+  const mBlock = Math.min(rowsPerBinding(device, k * 4), rowsPerBinding(device, n * 4));
+  for (let m0 = 0; m0 < m; m0 += mBlock) {
+    const mc = Math.min(mBlock, m - m0);
+    const xs = span(x, m0 * k, mc * k, 4, caps.storageOffsetAlignment);
+    const os = span(out, m0 * n, mc * n, 4, caps.storageOffsetAlignment);
+    for (let n0 = 0; n0 < n; n0 += nBlock) {
+      const nc = Math.min(nBlock, n - n0);
+      const ws = span(w, n0 * k, nc * k, wBytes, caps.storageOffsetAlignment);
+      const gemv = mc <= gemvRows;
+      let v = gemv ? (variants.gemv ?? gemvVariant(caps)) : (variants.gemm ?? gemmVariant(caps, mc));
+      if (!gemv && (v as GemmVariant).shareX && !canShareX(w.dtype, vec, k)) v = { ...v, shareX: false };
+      const [gx, count] = gemv
+        ? [1, Math.ceil(nc / (v as GemvVariant).rows)]
+        : gemmGroups(v as GemmVariant, mc, nc);
+      const [wx, wy] = grid(count, caps.maxWorkgroupsPerDimension);
+      const params = new Uint32Array([
+        mc,
+        nc,
+        kc,
+        xs.base / (vec ? 4 : 1),
+        ws.base / layout.chunk,
+        os.base + n0,
+        n,
+        gx,
+      ]);
+      device.dispatch({
+        op: 'linear',
+        key: `linear:${gemv ? 'gemv' : 'gemm'}:${JSON.stringify(v)}:${gemv ? mc : ''}:${w.dtype}:${vec}`,
+        wgsl: () =>
+          gemv ? gemvWgsl(v as GemvVariant, mc, w.dtype, vec) : gemmWgsl(v as GemmVariant, w.dtype, vec),
+        buffers: [xs.binding, ws.binding, os.binding],
+        uniforms: params,
+        workgroups: [wx, wy],
+      });
+    }
+  }
+  return out;
+}
+
+/** Workgroups of a GEMM dispatch: `[groups along N, total groups]`. */
+function gemmGroups(v: GemmVariant, m: number, n: number): [number, number] {
+  const gx = Math.ceil(n / (v.tileN * v.groupN));
+  return [gx, gx * Math.ceil(m / (v.tileM * v.groupM))];
+}
+
+/** A binding of elements `[first, first + count)` of `t`, and where `first` sits in it (in elements). */
+interface Span {
+  binding: BufferBinding;
+  base: number;
+}
+
+function span(t: Tensor, first: number, count: number, bytes: number, align: number): Span {
+  const start = first * bytes;
+  const aligned = start - (start % align);
+  return { binding: bindRange(t, aligned, start - aligned + count * bytes), base: (start - aligned) / bytes };
+}
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/**
+ * How many rows of `rowBytes` one binding may hold. Preferably a multiple of the rows per alignment
+ * period, so every block starts at an aligned offset; when that period alone is too large (tiny test
+ * limits, odd row sizes), blocks start anywhere and the binding begins at the aligned offset before.
+ */
+function rowsPerBinding(device: WebGpuDevice, rowBytes: number): number {
+  const { maxStorageBindingSize: max, storageOffsetAlignment: align } = device.caps;
+  const period = align / gcd(rowBytes, align);
+  if (period * rowBytes <= max) return Math.floor(max / (period * rowBytes)) * period;
+  const rows = Math.floor((max - align) / rowBytes);
+  if (rows < 1) {
+    throw new GpuOpError(
+      'linear',
+      `one row of ${rowBytes} bytes does not fit a binding (maxStorageBufferBindingSize = ${max})`,
+    );
+  }
+  return rows;
+}
