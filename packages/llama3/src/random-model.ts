@@ -13,7 +13,7 @@ import type { LlamaConfig } from './config.js';
 import { Llama } from './model.js';
 import { expectedHfTensors, WeightAssembler } from './weights.js';
 
-/** Options of {@link randomWeights}. */
+/** Options of {@link randomHfTensors} and {@link randomLlama}. */
 export interface RandomWeightsOptions {
   /** Seed of the first tensor; each tensor uses the next seed. Default 0. */
   seed?: number;
