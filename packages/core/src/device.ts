@@ -25,6 +25,11 @@ export interface Device {
   alloc(byteLength: number): Storage;
   /** New storage holding a copy of `bytes`. */
   upload(bytes: Uint8Array): Storage;
+  /**
+   * Copies `bytes` into `storage` at `byteOffset` (a multiple of 4), ordered after the work queued so far;
+   * loaders use it to stream large tensors in chunks.
+   */
+  write(storage: Storage, byteOffset: number, bytes: Uint8Array): void;
   /** Copies storage back to the host (waits for pending work on the device). */
   read(storage: Storage): Promise<Uint8Array>;
 }
@@ -61,6 +66,16 @@ export class CpuDevice implements Device {
   /** A copy of `bytes`. */
   upload(bytes: Uint8Array): CpuStorage {
     return new CpuStorage(this, bytes.slice());
+  }
+  /** Copies `bytes` into the storage at `byteOffset`. */
+  write(storage: Storage, byteOffset: number, bytes: Uint8Array): void {
+    const target = (storage as CpuStorage).bytes;
+    if (byteOffset < 0 || byteOffset + bytes.byteLength > target.byteLength) {
+      throw new Error(
+        `write: ${bytes.byteLength} bytes at ${byteOffset} do not fit storage of ${target.byteLength}`,
+      );
+    }
+    target.set(bytes, byteOffset);
   }
   /** A copy of the storage's bytes. */
   async read(storage: Storage): Promise<Uint8Array> {

@@ -7,7 +7,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cpu, cpuData, type Device, type DType, fromBytes, randn, type Tensor } from '@proj/core';
+import { cpu, cpuData, type Device, type DType, randn, type Tensor } from '@proj/core';
 import { writeSafetensorsFile } from '@proj/core/node';
 import type { LlamaConfig } from './config.js';
 import { Llama } from './model.js';
@@ -58,9 +58,7 @@ export function randomLlama(
 ): Llama {
   const device = options.device ?? cpu;
   const tensors = randomHfTensors(config, { ...options, device: cpu });
-  const weights = new WeightAssembler(config.layers, (bytes, shape, dtype) =>
-    fromBytes(bytes, shape, dtype, device),
-  );
+  const weights = new WeightAssembler(config, device);
   for (const [name, slot] of expectedHfTensors(config)) {
     const t = tensors.get(name)!;
     weights.add(

@@ -2,7 +2,7 @@
  * The model's parameters, by role, and the tensor names and shapes a checkpoint must provide for a config.
  * @module
  */
-import { DTYPE_BYTES, type DType, type Tensor } from '@proj/core';
+import { type Device, DTYPE_BYTES, type DType, empty, type Storage, type Tensor } from '@proj/core';
 import type { LlamaConfig } from './config.js';
 
 /**
@@ -116,55 +116,78 @@ export function disposeWeights(weights: LlamaWeights): void {
   for (const t of all) t.dispose();
 }
 
+/** Where checkpoint tensor `role` goes inside its stacked weight: first row, and the stacked weight's rows. */
+function stackedPlace(
+  config: LlamaConfig,
+  role: CheckpointRole,
+): { stacked: keyof LayerWeights; row: number; rows: number } | undefined {
+  const { heads, kvHeads, headDim, intermediateSize: f } = config;
+  const rows: Record<string, number> = {
+    wq: heads * headDim,
+    wk: kvHeads * headDim,
+    wv: kvHeads * headDim,
+    wGate: f,
+    wUp: f,
+  };
+  for (const [stacked, parts] of Object.entries(STACKED_WEIGHTS)) {
+    const at = (parts as readonly string[]).indexOf(role);
+    if (at < 0) continue;
+    const row = parts.slice(0, at).reduce((n, p) => n + rows[p]!, 0);
+    return { stacked: stacked as keyof LayerWeights, row, rows: parts.reduce((n, p) => n + rows[p]!, 0) };
+  }
+  return undefined;
+}
+
 /**
- * Builds {@link LlamaWeights} from checkpoint tensors that arrive one at a time (as raw bytes), stacking
- * the q/k/v and gate/up parts on the host before upload, so a device never holds a part twice.
+ * Builds {@link LlamaWeights} on a device from checkpoint tensors that arrive one at a time, in whole or in
+ * chunks: {@link WeightAssembler.place} says where a checkpoint tensor's bytes go (the stacked q/k/v and
+ * gate/up weights are allocated once and filled part by part), so nothing is held on the host longer than
+ * one chunk and nothing is copied twice on the device.
  */
 export class WeightAssembler {
   readonly #model: Partial<Record<'embedding' | 'norm' | 'output', Tensor>> = {};
   readonly #layers: Partial<Record<keyof LayerWeights, Tensor>>[];
-  readonly #parts: Map<string, Uint8Array>[];
   readonly #created: Tensor[] = [];
 
-  /** @param upload makes a device tensor from bytes (the loader's `fromBytes` onto its device). */
+  /** Weights for `config`, allocated on `device`. */
   constructor(
-    layers: number,
-    private readonly upload: (bytes: Uint8Array, shape: readonly number[], dtype: DType) => Tensor,
+    private readonly config: LlamaConfig,
+    private readonly device: Device,
   ) {
-    this.#layers = Array.from({ length: layers }, () => ({}));
-    this.#parts = Array.from({ length: layers }, () => new Map());
+    this.#layers = Array.from({ length: config.layers }, () => ({}));
   }
 
-  /** Adds one checkpoint tensor; stacked weights are uploaded once all their parts are in. */
-  add(slot: WeightSlot, bytes: Uint8Array, dtype: DType): void {
+  /** The storage that checkpoint tensor `slot` is written into, and the byte offset of its first element. */
+  place(slot: WeightSlot, dtype: DType): { storage: Storage; byteOffset: number } {
+    const alloc = (shape: readonly number[]) => {
+      const t = empty(shape, dtype, this.device);
+      this.#created.push(t);
+      return t;
+    };
     if (slot.layer < 0) {
-      this.#model[slot.role as 'embedding'] = this.#track(this.upload(bytes, slot.shape, dtype));
-      return;
+      const t = (this.#model[slot.role as 'embedding'] = alloc(slot.shape));
+      return { storage: t.storage, byteOffset: 0 };
     }
     const layer = this.#layers[slot.layer]!;
-    for (const [stacked, parts] of Object.entries(STACKED_WEIGHTS)) {
-      if (!(parts as readonly string[]).includes(slot.role)) continue;
-      const got = this.#parts[slot.layer]!;
-      got.set(slot.role, bytes);
-      if (got.size < parts.length || !parts.every((p) => got.has(p))) return;
-      const chunks = parts.map((p) => got.get(p)!);
-      const all = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-      let at = 0;
-      for (const c of chunks) {
-        all.set(c, at);
-        at += c.byteLength;
-      }
-      for (const p of parts) got.delete(p);
-      const rows = all.byteLength / (slot.shape[1]! * DTYPE_BYTES[dtype]);
-      layer[stacked as keyof LayerWeights] = this.#track(this.upload(all, [rows, slot.shape[1]!], dtype));
-      return;
+    const stacked = stackedPlace(this.config, slot.role as CheckpointRole);
+    if (!stacked) {
+      const t = (layer[slot.role as keyof LayerWeights] = alloc(slot.shape));
+      return { storage: t.storage, byteOffset: 0 };
     }
-    layer[slot.role as keyof LayerWeights] = this.#track(this.upload(bytes, slot.shape, dtype));
+    const cols = slot.shape[1]!;
+    const t = (layer[stacked.stacked] ??= alloc([stacked.rows, cols]));
+    if (t.dtype !== dtype) {
+      throw new Error(
+        `layer ${slot.layer}: ${slot.role} is ${dtype} but the other parts of ${stacked.stacked} are ${t.dtype}`,
+      );
+    }
+    return { storage: t.storage, byteOffset: stacked.row * cols * DTYPE_BYTES[dtype] };
   }
 
-  #track(t: Tensor): Tensor {
-    this.#created.push(t);
-    return t;
+  /** Adds a whole checkpoint tensor. */
+  add(slot: WeightSlot, bytes: Uint8Array, dtype: DType): void {
+    const { storage, byteOffset } = this.place(slot, dtype);
+    this.device.write(storage, byteOffset, bytes);
   }
 
   /** The weights, once every tensor was added (throws naming what is missing). */
@@ -182,7 +205,7 @@ export class WeightAssembler {
     };
   }
 
-  /** Frees everything uploaded so far (after a failed load). */
+  /** Frees everything allocated so far (after a failed load). */
   dispose(): void {
     for (const t of this.#created) t.dispose();
   }

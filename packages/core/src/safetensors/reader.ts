@@ -20,8 +20,11 @@ export interface SafetensorsReader {
   has(name: string): boolean;
   /** Where tensor `name` is and what it holds; throws a `SafetensorsError` for an unknown name. */
   info(name: string): TensorInfo;
-  /** The raw little-endian bytes of tensor `name`, read now from the underlying source. */
-  read(name: string): Promise<Uint8Array>;
+  /**
+   * The raw little-endian bytes of tensor `name`, read now from the underlying source; `offset` and
+   * `length` select a byte range of the tensor (so a large tensor can be streamed in chunks).
+   */
+  read(name: string, offset?: number, length?: number): Promise<Uint8Array>;
   /** Releases the underlying sources; reads afterwards fail. */
   close(): Promise<void>;
 }
@@ -86,10 +89,31 @@ export class SafetensorsFile implements SafetensorsReader {
     return info;
   }
 
-  /** The raw bytes of tensor `name` (little-endian, row-major), read from the source now. */
-  async read(name: string): Promise<Uint8Array> {
+  /**
+   * The raw bytes of tensor `name` (little-endian, row-major), read from the source now; `offset`/`length`
+   * select a byte range within the tensor.
+   */
+  async read(name: string, offset = 0, length?: number): Promise<Uint8Array> {
     const { byteOffset, byteLength } = this.info(name);
-    return readOrFail(this.#source, byteOffset, byteLength, this.file, name);
+    const n = length ?? byteLength - offset;
+    if (
+      !(
+        Number.isSafeInteger(offset) &&
+        Number.isSafeInteger(n) &&
+        offset >= 0 &&
+        n >= 0 &&
+        offset + n <= byteLength
+      )
+    ) {
+      throw new SafetensorsError(
+        `byte range [${offset}, ${offset + n}) is outside the tensor's ${byteLength} bytes`,
+        {
+          file: this.file,
+          tensor: name,
+        },
+      );
+    }
+    return readOrFail(this.#source, byteOffset + offset, n, this.file, name);
   }
 
   /** Closes the underlying source. */

@@ -158,8 +158,8 @@ export class ShardedSafetensors implements SafetensorsReader {
   }
 
   /** The raw bytes of tensor `name`, read from its shard now. */
-  read(name: string): Promise<Uint8Array> {
-    return this.#shardOf(name).read(name);
+  read(name: string, offset?: number, length?: number): Promise<Uint8Array> {
+    return this.#shardOf(name).read(name, offset, length);
   }
 
   /** Closes every shard. */

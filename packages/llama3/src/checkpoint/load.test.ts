@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randn } from '@proj/core';
+import { cpu, randn } from '@proj/core';
+import { testDevice } from '@proj/ops/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LlamaConfig } from '../config.js';
 import { generate } from '../generate.js';
@@ -48,6 +49,25 @@ describe('loadLlama', () => {
     expect(ids).toEqual(await greedy(memory));
     loaded.dispose();
     memory.dispose();
+  });
+
+  it('streams tensors in chunks (odd sizes included) to the CPU and to WebGPU with the same result', async () => {
+    const dir = await writeHfCheckpoint(join(root, 'chunks'), TINY, randomHfTensors(TINY, { seed: 5 }));
+    const reference = await loadLlama(dir);
+    const gpu = await testDevice();
+    for (const device of [cpu, gpu]) {
+      if (!device) continue;
+      // 1028 bytes: not a multiple of any row, so chunks end mid-row and the last chunk is short.
+      const chunked = await loadLlama(dir, { device, chunkBytes: 1028 });
+      for (const [i, layer] of chunked.weights.layers.entries()) {
+        expect(await layer.wqkv.bytes()).toEqual(await reference.weights.layers[i]!.wqkv.bytes());
+        expect(await layer.wGateUp.bytes()).toEqual(await reference.weights.layers[i]!.wGateUp.bytes());
+      }
+      expect(await chunked.weights.embedding.bytes()).toEqual(await reference.weights.embedding.bytes());
+      chunked.dispose();
+    }
+    gpu?.destroy();
+    reference.dispose();
   });
 
   it('names the tensor whose shape does not match the config', async () => {

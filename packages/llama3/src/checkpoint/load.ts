@@ -4,7 +4,7 @@
  * memory is about the largest tensor, not the model. bf16 and f16 weights stay in their own bytes.
  * @module
  */
-import { cpu, type Device, DTYPE_BYTES, type DType, formatShape, fromBytes } from '@proj/core';
+import { cpu, type Device, DTYPE_BYTES, type DType, formatShape } from '@proj/core';
 import type { LlamaConfig } from '../config.js';
 import { Llama } from '../model.js';
 import {
@@ -44,6 +44,8 @@ export interface LoadOptions {
   strict?: boolean;
   /** Positions to prepare RoPE tables and caches for (default min(model maximum, 8192)). */
   contextLength?: number;
+  /** Bytes per read when streaming a tensor to the device (default 16 MiB; rounded to a multiple of 4). */
+  chunkBytes?: number;
 }
 
 /** Tensors that checkpoints may carry and the model recomputes: ignored without a warning. */
@@ -137,27 +139,45 @@ export function interleavedToHalfSplit(
   return out;
 }
 
+/** Tensors are streamed to the device in chunks of this size: the host holds at most two at a time. */
+const DEFAULT_CHUNK_BYTES = 16 << 20;
+
 async function loadTensors(
   layout: CheckpointLayout,
   source: TensorSource,
   options: LoadOptions,
 ): Promise<LlamaWeights> {
   const { config } = layout;
+  const device = options.device ?? cpu;
   const plan = planLoad(config, layout.format, source, options);
   const totalBytes = plan.reduce((s, p) => s + p.byteLength, 0);
-  const weights = new WeightAssembler(config.layers, (bytes, shape, dtype) =>
-    fromBytes(bytes, shape, dtype, options.device),
-  );
+  const weights = new WeightAssembler(config, device);
+  const chunkBytes = Math.max(4, Math.floor((options.chunkBytes ?? DEFAULT_CHUNK_BYTES) / 4) * 4);
   let loadedBytes = 0;
   try {
     for (const [index, p] of plan.entries()) {
-      let bytes = await source.read(p.source);
+      const { storage, byteOffset } = weights.place(p.slot, p.dtype);
       const { role, shape } = p.slot;
       if (layout.format === 'meta' && (role === 'wq' || role === 'wk')) {
+        // The permutation moves whole rows within each head: done on the whole tensor (a small one).
         const heads = role === 'wq' ? config.heads : config.kvHeads;
-        bytes = interleavedToHalfSplit(bytes, heads, config.headDim, shape[1]! * DTYPE_BYTES[p.dtype]);
+        const rowBytes = shape[1]! * DTYPE_BYTES[p.dtype];
+        device.write(
+          storage,
+          byteOffset,
+          interleavedToHalfSplit(await source.read(p.source), heads, config.headDim, rowBytes),
+        );
+      } else {
+        // Read the next chunk while the current one is copied to the device.
+        let next = source.read(p.source, 0, Math.min(chunkBytes, p.byteLength));
+        for (let at = 0; at < p.byteLength; at += chunkBytes) {
+          const chunk = await next;
+          const following = at + chunkBytes;
+          if (following < p.byteLength)
+            next = source.read(p.source, following, Math.min(chunkBytes, p.byteLength - following));
+          device.write(storage, byteOffset + at, chunk);
+        }
       }
-      weights.add(p.slot, bytes, p.dtype);
       loadedBytes += p.byteLength;
       options.onProgress?.({
         tensor: p.source,

@@ -13,8 +13,8 @@ export interface TensorSource {
   names(): string[];
   /** Element type and shape of `name` (throws for unknown names or unsupported dtypes). */
   info(name: string): { dtype: DType; shape: readonly number[]; byteLength: number };
-  /** The raw little-endian bytes of `name`. */
-  read(name: string): Promise<Uint8Array>;
+  /** The raw little-endian bytes of `name`, or of the byte range `[offset, offset + length)` of it. */
+  read(name: string, offset?: number, length?: number): Promise<Uint8Array>;
   /** Releases the files. */
   close(): Promise<void>;
 }
@@ -26,7 +26,7 @@ function fromSafetensors(reader: SafetensorsReader): TensorSource {
       const i = reader.info(name);
       return { dtype: toCoreDType(i.dtype, name), shape: i.shape, byteLength: i.byteLength };
     },
-    read: (name) => reader.read(name),
+    read: (name, offset, length) => reader.read(name, offset, length),
     close: () => reader.close(),
   };
 }
@@ -44,7 +44,7 @@ export async function openPthSource(path: string): Promise<TensorSource> {
     return {
       names: () => pth.names(),
       info: (name) => pth.info(name),
-      read: (name) => pth.read(name),
+      read: (name, offset, length) => pth.read(name, offset, length),
       close: () => pth.close(),
     };
   } catch (error) {

@@ -169,14 +169,28 @@ export class WebGpuDevice implements Device {
   /** Storage holding a copy of `bytes`. */
   upload(bytes: Uint8Array): GpuStorage {
     const storage = this.alloc(bytes.byteLength);
+    this.write(storage, 0, bytes);
+    return storage;
+  }
+
+  /** Copies `bytes` into `storage` at `byteOffset` (a multiple of 4) with `queue.writeBuffer`. */
+  write(storage: Storage, byteOffset: number, bytes: Uint8Array): void {
+    const target = storage as GpuStorage;
+    this.#checkAlive('write');
+    if (byteOffset % 4 !== 0 || byteOffset < 0 || byteOffset + bytes.byteLength > target.byteLength) {
+      throw new GpuOpError(
+        'write',
+        `${bytes.byteLength} bytes at offset ${byteOffset} do not fit a ${target.byteLength}-byte tensor (offsets must be multiples of 4)`,
+      );
+    }
+    // writeBuffer needs sizes in whole words: write the aligned part, then the tail padded to a word.
     const aligned = bytes.byteLength - (bytes.byteLength % 4);
-    if (aligned > 0) this.gpu.queue.writeBuffer(storage.buffer, 0, bytes, 0, aligned);
+    if (aligned > 0) this.gpu.queue.writeBuffer(target.buffer, byteOffset, bytes, 0, aligned);
     if (aligned < bytes.byteLength) {
       const tail = new Uint8Array(4);
       tail.set(bytes.subarray(aligned));
-      this.gpu.queue.writeBuffer(storage.buffer, aligned, tail);
+      this.gpu.queue.writeBuffer(target.buffer, byteOffset + aligned, tail);
     }
-    return storage;
   }
 
   /** @internal Called when storage is freed: the buffer returns to the pool after the pending batch. */

@@ -128,10 +128,24 @@ export class PthFile {
   }
 
   /** The raw little-endian bytes of tensor `name` (row-major), read from its storage record now. */
-  async read(name: string): Promise<Uint8Array> {
+  async read(name: string, offset = 0, length?: number): Promise<Uint8Array> {
     const info = this.info(name);
     const itemSize = this.#record(name).storage.type.itemSize;
-    return this.#zip.readRange(info.storageEntry, info.storageOffset * itemSize, info.byteLength);
+    const n = length ?? info.byteLength - offset;
+    if (
+      !(
+        Number.isSafeInteger(offset) &&
+        Number.isSafeInteger(n) &&
+        offset >= 0 &&
+        n >= 0 &&
+        offset + n <= info.byteLength
+      )
+    ) {
+      throw new PthError(
+        `${this.file}: byte range [${offset}, ${offset + n}) is outside tensor '${name}' (${info.byteLength} bytes)`,
+      );
+    }
+    return this.#zip.readRange(info.storageEntry, info.storageOffset * itemSize + offset, n);
   }
 
   /** Closes the underlying source. */
