@@ -75,8 +75,12 @@ export class LlamaCache {
   }
 }
 
-/** A Llama 3 model on a device: config, weights and RoPE tables. */
-export class Llama {
+/**
+ * A Llama 3 model on a device: config, weights and RoPE tables. `C` is the config's type: a preset (or any
+ * literal config) makes the vocabulary size of the logits a literal in their type, so code downstream gets
+ * compile-time shape checks.
+ */
+export class Llama<C extends LlamaConfig = LlamaConfig> {
   /** cos/sin of every position up to {@link Llama.contextLength}, computed once. */
   readonly #rope: RopeTables;
 
@@ -84,7 +88,7 @@ export class Llama {
    * @param contextLength positions the RoPE tables (and so the caches) cover; at most `config.maxPositions`.
    */
   constructor(
-    readonly config: LlamaConfig,
+    readonly config: C,
     readonly weights: LlamaWeights,
     readonly device: Device,
     readonly contextLength: number = Math.min(config.maxPositions, 8192),
@@ -108,7 +112,11 @@ export class Llama {
    * Runs `ids` at positions `[cache.length, cache.length + S)`, appending their keys and values to the
    * cache; returns logits `[S, V]` (or `[1, V]` for the last position).
    */
-  forward(ids: readonly number[], cache: LlamaCache, options: ForwardOptions = {}): Tensor {
+  forward(
+    ids: readonly number[],
+    cache: LlamaCache,
+    options: ForwardOptions = {},
+  ): Tensor<readonly [number, C['vocabSize']], 'f32'> {
     const { config: c, weights: w } = this;
     const S = ids.length;
     const start = cache.length;
@@ -141,7 +149,7 @@ export class Llama {
       emit(trace, 'final_norm_out', h);
       const logits = linear(h, w.output); // [S, D] @ [V, D]^T -> [S, V]
       x.dispose();
-      return logits;
+      return logits as Tensor<readonly [number, C['vocabSize']], 'f32'>;
     });
   }
 

@@ -52,10 +52,10 @@ export function randomHfTensors(
 }
 
 /** A model with seeded random weights, built in memory. */
-export function randomLlama(
-  config: LlamaConfig,
+export function randomLlama<const C extends LlamaConfig>(
+  config: C,
   options: RandomWeightsOptions & { contextLength?: number } = {},
-): Llama {
+): Llama<C> {
   const device = options.device ?? cpu;
   const tensors = randomHfTensors(config, { ...options, device: cpu });
   const weights = new WeightAssembler(config, device);

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { LlamaConfig } from '../config.js';
 import { generate } from '../generate.js';
 import type { Llama } from '../model.js';
+import { LLAMA32_1B } from '../presets.js';
 import { randomHfTensors, randomLlama, writeHfCheckpoint } from '../random-model.js';
 import { interleavedToHalfSplit, loadLlama } from './load.js';
 
@@ -109,6 +110,14 @@ describe('loadLlama', () => {
     rmSync(join(empty, 'model.safetensors'));
     writeFileSync(join(empty, 'notes.txt'), 'hi');
     await expect(loadLlama(empty)).rejects.toThrow('is not a Llama checkpoint');
+  });
+
+  it('checks the checkpoint against a preset before reading any tensor', async () => {
+    const dir = await writeHfCheckpoint(join(root, 'preset'), TINY);
+    await expect(loadLlama(dir, { preset: LLAMA32_1B })).rejects.toThrow(
+      'checkpoint does not match the preset: hiddenSize is 16, the preset says 2048',
+    );
+    (await loadLlama(dir, { preset: TINY })).dispose();
   });
 
   it('rejects a config.json that is not JSON, naming the file', async () => {

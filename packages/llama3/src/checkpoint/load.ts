@@ -46,6 +46,11 @@ export interface LoadOptions {
   contextLength?: number;
   /** Bytes per read when streaming a tensor to the device (default 16 MiB; rounded to a multiple of 4). */
   chunkBytes?: number;
+  /**
+   * A preset (or literal config) the checkpoint must match in every dim; the result is then typed by it,
+   * so the logits' vocabulary size is known to the compiler. A mismatch is an error naming the field.
+   */
+  preset?: LlamaConfig;
 }
 
 /** Tensors that checkpoints may carry and the model recomputes: ignored without a warning. */
@@ -194,6 +199,28 @@ async function loadTensors(
   }
 }
 
+/** The dims that fix every tensor shape: a checkpoint must match a preset in all of them. */
+const SHAPE_FIELDS = [
+  'hiddenSize',
+  'layers',
+  'heads',
+  'kvHeads',
+  'headDim',
+  'intermediateSize',
+  'vocabSize',
+  'tieWordEmbeddings',
+] as const;
+
+function checkPreset(config: LlamaConfig, preset: LlamaConfig): void {
+  for (const field of SHAPE_FIELDS) {
+    if (config[field] !== preset[field]) {
+      throw new Error(
+        `checkpoint does not match the preset: ${field} is ${config[field]}, the preset says ${preset[field]}`,
+      );
+    }
+  }
+}
+
 /**
  * Loads a Llama 3 / 3.1 / 3.2 checkpoint directory (HF safetensors, single or sharded, or Meta's
  * `params.json` + `consolidated.00.pth`) onto a device.
@@ -207,8 +234,12 @@ async function loadTensors(
  * model.dispose();
  * ```
  */
-export async function loadLlama(dir: string, options: LoadOptions = {}): Promise<Llama> {
+export async function loadLlama<C extends LlamaConfig = LlamaConfig>(
+  dir: string,
+  options: LoadOptions & { preset?: C } = {},
+): Promise<Llama<C>> {
   const layout = await detectLayout(dir);
+  if (options.preset) checkPreset(layout.config, options.preset);
   const source =
     layout.format === 'hf'
       ? await openSafetensorsSource(layout.weights)
@@ -220,7 +251,7 @@ export async function loadLlama(dir: string, options: LoadOptions = {}): Promise
     await source.close();
   }
   try {
-    return new Llama(layout.config, weights, options.device ?? cpu, options.contextLength);
+    return new Llama(layout.config as C, weights, options.device ?? cpu, options.contextLength);
   } catch (error) {
     disposeWeights(weights);
     throw error;
