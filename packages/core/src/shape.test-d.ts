@@ -7,6 +7,7 @@ import type {
   LinearShape,
   MatmulCheck,
   MatmulShape,
+  ReshapeCheck,
   ShapesMatch,
   Transpose,
 } from './shape.js';
@@ -63,5 +64,28 @@ describe('shape arithmetic', () => {
     expectTypeOf(zeros([seq, 64])).toEqualTypeOf<Tensor<readonly [Seq, 64], 'f32'>>();
     expectTypeOf(zeros([2, 3], { dtype: 'bf16' })).toEqualTypeOf<Tensor<readonly [2, 3], 'bf16'>>();
     expectTypeOf(zeros([2, 3]).reshape([6])).toEqualTypeOf<Tensor<readonly [6], 'f32'>>();
+  });
+});
+
+describe('reshape between literal shapes', () => {
+  it('compiles when the element counts agree, even for large dims', () => {
+    expectTypeOf(zeros([2, 3]).reshape([3, 2])).toEqualTypeOf<Tensor<readonly [3, 2], 'f32'>>();
+    expectTypeOf<ReshapeCheck<readonly [128256, 2048], readonly [2048, 128256]>>().toEqualTypeOf<unknown>();
+    expectTypeOf<ReshapeCheck<readonly [16, 32, 64], readonly [512, 64]>>().toEqualTypeOf<unknown>();
+    expectTypeOf<ReshapeCheck<readonly [1000, 1000], readonly [1000000]>>().toEqualTypeOf<unknown>();
+  });
+  it('does not compile when they differ', () => {
+    // @ts-expect-error 6 elements cannot become 8
+    zeros([2, 3]).reshape([4, 2]);
+    expectTypeOf<
+      ReshapeCheck<readonly [128256, 2048], readonly [2048, 128255]>
+    >().not.toEqualTypeOf<unknown>();
+    expectTypeOf<ReshapeCheck<readonly [10, 10], readonly [1000]>>().not.toEqualTypeOf<unknown>();
+  });
+  it('leaves named and plain dims to run time', () => {
+    const seq = dim('seq', 3);
+    const n: number = 6;
+    expectTypeOf(zeros([seq, 2]).reshape([6])).toEqualTypeOf<Tensor<readonly [6], 'f32'>>();
+    expectTypeOf(zeros([n]).reshape([2, 3])).toEqualTypeOf<Tensor<readonly [2, 3], 'f32'>>();
   });
 });

@@ -6,7 +6,15 @@
 import { cpu, type Device, type Storage } from './device.js';
 import { DTYPE_BYTES, type DType, fromFloat32, type StorageArray, toFloat32, viewAs } from './dtype.js';
 import { track } from './scope.js';
-import { checkDims, checkShape, formatShape, numel, reshapeCheck, type Shape } from './shape.js';
+import {
+  checkDims,
+  checkShape,
+  formatShape,
+  numel,
+  type ReshapeCheck,
+  reshapeCheck,
+  type Shape,
+} from './shape.js';
 
 /** What `toArray()` gives back: floats decode to `Float32Array`, integers keep their array type. */
 export type ReadArray<D extends DType> = D extends 'i32'
@@ -83,7 +91,7 @@ export class Tensor<S extends Shape = Shape, D extends DType = DType> {
    * The same data with another shape of the same element count; shares storage (no copy), and the memory is
    * freed when both this and the view are disposed.
    */
-  reshape<const S2 extends Shape>(shape: S2): Tensor<S2, D> {
+  reshape<const S2 extends Shape>(shape: S2 & NoInfer<ReshapeCheck<S, S2>>): Tensor<S2, D> {
     reshapeCheck('reshape', this.shape, shape);
     const shared = this.#shared;
     if (!shared) throw new Error('reshape: tensor was disposed');
