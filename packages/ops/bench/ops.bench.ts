@@ -11,7 +11,6 @@
  * alone with `pnpm tsx --conditions=source packages/ops/bench/ops.bench.ts [--quick]` (prints JSON).
  * @module
  */
-import { pathToFileURL } from 'node:url';
 import { type DType, Tensor } from '@proj/core';
 import type { BenchResult, BenchSuite } from '../../../bench/types.js';
 import { createWebGpuDevice, type WebGpuDevice } from '../src/gpu/device.js';
@@ -193,8 +192,3 @@ export const suite: BenchSuite = async ({ quick }) => {
     device.destroy();
   }
 };
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const results = await suite({ quick: process.argv.includes('--quick') });
-  process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-}

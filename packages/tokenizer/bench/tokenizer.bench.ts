@@ -13,7 +13,6 @@
  */
 
 import { readFile } from 'node:fs/promises';
-import { pathToFileURL } from 'node:url';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { Tiktoken } from 'js-tiktoken/lite';
 import type { BenchResult, BenchSuite } from '../../../bench/types.js';
@@ -194,8 +193,3 @@ export const suite: BenchSuite = async ({ quick }) => {
   );
   return results;
 };
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const results = await suite({ quick: process.argv.includes('--quick') });
-  process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-}
