@@ -6,6 +6,8 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { toCoreDType, toFloat32, viewAs } from '@proj/core';
+import { openSafetensors } from '@proj/core/node';
 import { describe, it } from 'vitest';
 
 /** The repository root. */
@@ -45,5 +47,20 @@ export function describeWithShared(
     });
   } else {
     describe.skip(`${name} (skipped: ${what} not found)`, body);
+  }
+}
+
+/** Every tensor of a fixture safetensors file (`rel` inside the fixtures folder), as f32 values. */
+export async function readFixtureFloats(rel: string): Promise<Map<string, Float32Array>> {
+  const file = await openSafetensors(fixture(rel));
+  try {
+    const out = new Map<string, Float32Array>();
+    for (const name of file.names()) {
+      const dtype = toCoreDType(file.info(name).dtype, name);
+      out.set(name, toFloat32(dtype, viewAs(dtype, await file.read(name))));
+    }
+    return out;
+  } finally {
+    await file.close();
   }
 }

@@ -1,19 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { type ByteSource, memorySource } from '../io/byte-source.js';
+import { Rng } from '../random.js';
 import { SafetensorsError } from './errors.js';
 import { SafetensorsFile } from './reader.js';
 import { serializeSafetensors } from './writer.js';
 
-/** mulberry32: a tiny seeded PRNG, so every fuzz run (and failure) is reproducible. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** A seeded generator (core's mulberry32 `Rng`), so every fuzz run (and any failure) is reproducible. */
+function seeded(seed: number): () => number {
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 const BASE = serializeSafetensors(
@@ -129,7 +124,7 @@ function mutateBytes(rand: () => number, pick: <T>(items: readonly T[]) => T): U
 
 describe('safetensors fuzz', () => {
   it('every mutated file either opens and reads fully, or fails with a SafetensorsError', async () => {
-    const rand = mulberry32(0x5afe7e45);
+    const rand = seeded(0x5afe7e45);
     const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
     const outcomes = { ok: 0, rejected: 0 };
     const problems: string[] = [];

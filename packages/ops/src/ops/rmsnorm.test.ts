@@ -1,33 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { cpuFloats, randn, tensor } from '@proj/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixture, readFixtureFloats } from '../../../../test-support/fixtures.js';
 import type { WebGpuDevice } from '../gpu/device.js';
 import { expectClose, testDevice } from '../testing.js';
 import { rmsnorm, rmsnormReference } from './rmsnorm.js';
 
-const FIXTURES = new URL('../../../../../shared/fixtures/tiny-llama32-tied/', import.meta.url);
-
-/** Minimal safetensors parse (8-byte LE header length, JSON header, data): F32 and BF16 tensors as f32. */
-function readTensors(file: URL): Map<string, Float32Array> {
-  const bytes = readFileSync(file);
-  const headerLength = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
-  const out = new Map<string, Float32Array>();
-  for (const [name, info] of Object.entries<{ dtype: string; data_offsets: [number, number] }>(header)) {
-    if (name === '__metadata__') continue;
-    const data = bytes.subarray(
-      8 + headerLength + info.data_offsets[0],
-      8 + headerLength + info.data_offsets[1],
-    );
-    const u8 = new Uint8Array(data); // a copy, aligned
-    if (info.dtype === 'F32') out.set(name, new Float32Array(u8.buffer));
-    if (info.dtype === 'BF16') {
-      const u16 = new Uint16Array(u8.buffer);
-      out.set(name, new Float32Array(Uint32Array.from(u16, (h) => h << 16).buffer));
-    }
-  }
-  return out;
-}
+const FIXTURES = fixture('tiny-llama32-tied');
 
 describe('rmsnorm on the CPU', () => {
   it('normalises each row and multiplies by the weight', async () => {
@@ -41,11 +20,11 @@ describe('rmsnorm on the CPU', () => {
   });
   it('reproduces layer0.attn_norm_out of the tiny Llama 3.2 fixture', async ({ skip }) => {
     if (!existsSync(FIXTURES)) {
-      if (process.env.CI === 'true') throw new Error(`fixtures missing at ${FIXTURES.pathname}`);
-      return skip(`no fixtures at ${FIXTURES.pathname}`);
+      if (process.env.CI === 'true') throw new Error(`fixtures missing at ${FIXTURES}`);
+      return skip(`no fixtures at ${FIXTURES}`);
     }
-    const expected = readTensors(new URL('expected.safetensors', FIXTURES));
-    const weights = readTensors(new URL('model.safetensors', FIXTURES));
+    const expected = await readFixtureFloats('tiny-llama32-tied/expected.safetensors');
+    const weights = await readFixtureFloats('tiny-llama32-tied/model.safetensors');
     const embed = expected.get('embed')!;
     const norm = weights.get('model.layers.0.input_layernorm.weight')!;
     // Two f32 implementations of the same formula: they agree to a few f32 ULPs of values of order 1.

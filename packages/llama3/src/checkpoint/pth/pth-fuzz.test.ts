@@ -1,4 +1,4 @@
-import { type ByteSource, memorySource } from '@proj/core';
+import { type ByteSource, memorySource, Rng } from '@proj/core';
 import { openFileSource } from '@proj/core/node';
 import { describe, expect, it } from 'vitest';
 import { describeWithShared, fixture } from '../../../../../test-support/fixtures.js';
@@ -9,16 +9,10 @@ import { openPth } from './pth-file.js';
 import { ZipArchive } from './zip.js';
 import { buildZip, type ZipInput } from './zip-writer.fixture.js';
 
-/** mulberry32: a tiny seeded PRNG, so every run (and any failure) is reproducible. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** A seeded generator (core's mulberry32 `Rng`), so every fuzz run (and any failure) is reproducible. */
+function seeded(seed: number): () => number {
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 /** A checkpoint as its records: the pickle, and every other record (storages, version, ...). */
@@ -158,7 +152,7 @@ async function exercise(
 }
 
 async function fuzz(base: Base, seed: number, pickleCases: number, fileCases: number): Promise<void> {
-  const rand = mulberry32(seed);
+  const rand = seeded(seed);
   const problems: string[] = [];
   const counts = { ok: 0, refused: 0 };
   const withPickle = (pickle: Uint8Array): Uint8Array =>
