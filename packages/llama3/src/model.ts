@@ -16,6 +16,7 @@ import {
   embedding,
   KvCache,
   linear,
+  linearAccumulate,
   narrow,
   type RopeTables,
   rmsnorm,
@@ -139,7 +140,7 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
     });
     for (const [i, layer] of w.layers.entries()) {
       const next = scope(() => this.#block(x, layer, cache.layers[i]!, start, i === 0 ? trace : undefined));
-      x.dispose();
+      if (next !== x) x.dispose(); // the untraced block updates x in place and returns it
       x = next;
       if (i === 0) emit(trace, 'layer0.out', x);
     }
@@ -153,7 +154,10 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
     });
   }
 
-  /** One transformer block: `x + Attention(RMSNorm(x))`, then `+ SwiGLU(RMSNorm(x))`. */
+  /**
+   * One transformer block: `x + Attention(RMSNorm(x))`, then `+ SwiGLU(RMSNorm(x))`. Returns the new
+   * residual stream, which is `x` itself updated in place unless tracing.
+   */
   #block(x: Tensor, w: LayerWeights, kv: KvCache, start: number, trace?: TraceFn): Tensor {
     const { heads: Hq, headDim: Dh, rmsNormEps: eps } = this.config;
     const S = x.shape[0]!;
@@ -163,30 +167,32 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
     const qkv = linear(h, w.wqkv); // [S, D] @ [(Hq + 2 Hkv) Dh, D]^T -> [S, (Hq + 2 Hkv) Dh]
     const q = ropeQkv(qkv, this.#rope, kv, { heads: Hq }); // [S, Hq, Dh]; rotated k and v -> cache rows [start, start + S)
     const a = attention(q, kv.k, kv.v, { offset: start, length: kv.length }); // [S, Hq, Dh]
-    const attnOut = linear(a.reshape([S, Hq * Dh]), w.wo); // [S, Hq*Dh] @ [D, Hq*Dh]^T -> [S, D]
-    const r = add(x, attnOut); // [S, D]
+    const r = residual(x, a.reshape([S, Hq * Dh]), w.wo, trace && 'layer0.attn_out'); // x + a @ wo^T: [S, D]
 
     // Feed-forward: down(silu(gate(n)) * up(n)), with gate and up as one matmul.
     const n = rmsnorm(r, w.ffnNorm, eps); // [S, D]
-    const ffnOut = linear(swigluPacked(linear(n, w.wGateUp)), w.wDown); // [S, 2F] -> [S, F] -> [S, D]
-    const out = add(r, ffnOut); // [S, D]
-
+    const g = swigluPacked(linear(n, w.wGateUp)); // [S, D] -> [S, 2F] -> [S, F]
     if (trace) {
       const k = narrow(kv.k, 0, start, S); // [S, Hkv, Dh], as stored in the cache
       const v = narrow(kv.v, 0, start, S);
-      const named = {
-        attn_norm_out: h,
-        q_rope: q,
-        k_rope: k,
-        v,
-        attn_out: attnOut,
-        attn_residual: r,
-        ffn_norm_out: n,
-        ffn_out: ffnOut,
-      };
+      const named = { attn_norm_out: h, q_rope: q, k_rope: k, v, attn_residual: r, ffn_norm_out: n };
       for (const [name, t] of Object.entries(named)) emit(trace, `layer0.${name}`, t);
     }
-    return out;
+    return residual(r, g, w.wDown, trace && 'layer0.ffn_out'); // r + g @ w_down^T: [S, D]
+
+    /**
+     * `x + input @ weight^T`. Fused into the projection (x updated in place, no add kernel) unless the
+     * projection itself must be traced: then it is computed on its own and emitted as `name`.
+     */
+    function residual(x: Tensor, input: Tensor, weight: Tensor, name: string | false | undefined): Tensor {
+      if (!name) {
+        linearAccumulate(x, input, weight);
+        return x;
+      }
+      const projected = linear(input, weight);
+      emit(trace, name, projected);
+      return add(x, projected);
+    }
   }
 
   /** Frees the weights and tables. */

@@ -110,8 +110,11 @@ const PARAMS = `struct Params {
   ob: u32,  // first out element
   ldo: u32, // out row stride (the full N)
   gx: u32,  // GEMM workgroups along N
+  acc: u32, // 1: add to out (out += x W^T, the residual fused in), 0: overwrite it
 }
-@group(0) @binding(3) var<uniform> p: Params;`;
+@group(0) @binding(3) var<uniform> p: Params;
+// Every kernel writes its results through this, so accumulating costs one read of out and no extra pass.
+fn store(i: u32, v: f32) { if (p.acc == 1u) { out[i] = out[i] + v; } else { out[i] = v; } }`;
 
 const range = (n: number) => [...Array(n).keys()];
 
@@ -170,7 +173,7 @@ export function gemvWgsl(v: GemvVariant, m: number, dtype: DType, vec: boolean):
     var total = 0.0;
     for (var g = 0u; g < nsg; g++) { total += part[g * ${S}u + j]; }
     let row = first + j % ${R}u;
-    if (row < p.n) { out[p.ob + (j / ${R}u) * p.ldo + row] = total; }
+    if (row < p.n) { store(p.ob + (j / ${R}u) * p.ldo + row, total); }
   }`;
   } else {
     shared = `var<workgroup> part: array<f32, ${S * WG}>;`;
@@ -184,7 +187,7 @@ export function gemvWgsl(v: GemvVariant, m: number, dtype: DType, vec: boolean):
   }
   for (var j = lid; j < ${S}u; j += ${WG}u) {
     let row = first + j % ${R}u;
-    if (row < p.n) { out[p.ob + (j / ${R}u) * p.ldo + row] = part[j * ${WG}u]; }
+    if (row < p.n) { store(p.ob + (j / ${R}u) * p.ldo + row, part[j * ${WG}u]); }
   }`;
   }
   return `${v.reduce === 'subgroup' ? 'enable subgroups;' : ''}
@@ -300,7 +303,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   ${sums
     .map(
       (s) =>
-        `if (m0 + ${s.i}u < p.m && n0 + ${s.j}u < p.n) { out[p.ob + (m0 + ${s.i}u) * p.ldo + n0 + ${s.j}u] = ${s.name}; }`,
+        `if (m0 + ${s.i}u < p.m && n0 + ${s.j}u < p.n) { store(p.ob + (m0 + ${s.i}u) * p.ldo + n0 + ${s.j}u, ${s.name}); }`,
     )
     .join('\n  ')}
 }`;
@@ -340,7 +343,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   ${sums
     .map(
       (s) =>
-        `if (m0 + ${s.i}u < p.m && n0 + ${s.r}u < p.n) { out[p.ob + (m0 + ${s.i}u) * p.ldo + n0 + ${s.r}u] = ${s.name}; }`,
+        `if (m0 + ${s.i}u < p.m && n0 + ${s.r}u < p.n) { store(p.ob + (m0 + ${s.i}u) * p.ldo + n0 + ${s.r}u, ${s.name}); }`,
     )
     .join('\n  ')}
 }`;
@@ -406,7 +409,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   ${sums
     .map(
       (s) => `if (mb + lid.y + ${16 * s.i}u < p.m && nb + lid.x + ${16 * s.j}u < p.n) {
-    out[p.ob + (mb + lid.y + ${16 * s.i}u) * p.ldo + nb + lid.x + ${16 * s.j}u] = ${s.name};
+    store(p.ob + (mb + lid.y + ${16 * s.i}u) * p.ldo + nb + lid.x + ${16 * s.j}u, ${s.name});
   }`,
     )
     .join('\n  ')}

@@ -10,14 +10,19 @@
  * @module
  */
 import {
+  type Check,
+  checkShape,
+  cpuData,
   cpuFloats,
   DTYPE_BYTES,
   empty,
+  formatShape,
   type LinearCheck,
   type LinearShape,
   linearShape,
   numel,
   type Shape,
+  type ShapesMatch,
   type Tensor,
   tensor,
 } from '@proj/core';
@@ -87,16 +92,64 @@ export function linear<X extends Shape, W extends Shape>(
   return linearWith(x, w, {}) as Tensor<LinearShape<X, W>, 'f32'>;
 }
 
-/** {@link linear} with chosen kernel variants (tests and benchmarks); shapes are checked at run time only. */
-export function linearWith(x: Tensor, w: Tensor, variants: LinearVariants): Tensor<Shape, 'f32'> {
+/**
+ * `acc += x @ W^T`, in place (BLAS's `beta = 1`): a residual connection fused into the projection that feeds
+ * it, so `x + attention(...)` costs no separate add kernel and no extra pass over memory. `acc` must be an
+ * f32 tensor of the output's shape.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from '@proj/core';
+ * import { linearAccumulate } from '@proj/ops';
+ * const acc = tensor([10, 20], [1, 2]);
+ * linearAccumulate(acc, tensor([1, 2], [1, 2]), tensor([1, 0, 0, 1], [2, 2]));
+ * console.log(await acc.toArray()); // Float32Array [11, 22]
+ * ```
+ */
+export function linearAccumulate<A extends Shape, X extends Shape, W extends Shape>(
+  acc: Tensor<A> &
+    Check<ShapesMatch<A, LinearShape<X, W>>, 'linearAccumulate: acc must have the shape of x @ W^T'>,
+  x: Tensor<X>,
+  w: Tensor<W> & LinearCheck<X, W>,
+): void {
+  linearWith(x, w, {}, acc);
+}
+
+/**
+ * {@link linear} with chosen kernel variants (tests and benchmarks); shapes are checked at run time only.
+ * With `into`, the product is added to that tensor in place and returned.
+ */
+export function linearWith(
+  x: Tensor,
+  w: Tensor,
+  variants: LinearVariants,
+  into?: Tensor,
+): Tensor<Shape, 'f32'> {
   const outShape = linearShape('linear', x.shape, w.shape);
   checkFloat('linear', x, w);
-  const device = deviceOf('linear', x, w);
+  const device = deviceOf('linear', x, w, ...(into ? [into] : []));
+  if (into) {
+    checkShape(
+      into.dtype === 'f32' &&
+        into.shape.length === outShape.length &&
+        into.shape.every((d, i) => d === outShape[i]),
+      'linearAccumulate',
+      () =>
+        `acc ${formatShape(into.shape)} ${into.dtype} must be f32 ${formatShape(outShape)} (x ${formatShape(x.shape)} @ W ${formatShape(w.shape)}^T)`,
+    );
+  }
   const [n, k] = w.shape as [number, number];
   const m = numel(x.shape) / Math.max(k, 1);
-  if (!isGpu(device)) return tensor(linearReference(cpuFloats(x), cpuFloats(w), m, n, k), outShape);
+  if (!isGpu(device)) {
+    const product = linearReference(cpuFloats(x), cpuFloats(w), m, n, k);
+    if (!into) return tensor(product, outShape);
+    const target = cpuData(into as Tensor<Shape, 'f32'>);
+    for (let i = 0; i < target.length; i++) target[i] = target[i]! + product[i]!;
+    return into as Tensor<Shape, 'f32'>;
+  }
   if (x.dtype !== 'f32') throw new Error(`linear: x must be f32 on WebGPU, got ${x.dtype}`);
-  const out = empty(outShape, 'f32', device);
+  if (into && (k === 0 || into.numel === 0)) return into as Tensor<Shape, 'f32'>;
+  const out = (into as Tensor<Shape, 'f32'> | undefined) ?? empty(outShape, 'f32', device);
   if (out.numel === 0) return out;
   if (k === 0) {
     out.dispose();
@@ -134,6 +187,7 @@ export function linearWith(x: Tensor, w: Tensor, variants: LinearVariants): Tens
         os.base + n0,
         n,
         gx,
+        into ? 1 : 0,
       ]);
       device.dispatch({
         op: 'linear',
