@@ -12,4 +12,5 @@ export * from './random.js';
 export * from './safetensors/index.js';
 export * from './scope.js';
 export * from './shape.js';
+export type * from './shape-count.js';
 export * from './tensor.js';

@@ -7,11 +7,11 @@ import type {
   LinearShape,
   MatmulCheck,
   MatmulShape,
-  ReshapeCheck,
   ShapesMatch,
   Transpose,
 } from './shape.js';
 import { dim } from './shape.js';
+import type { ReshapeCheck } from './shape-count.js';
 import { type Tensor, zeros } from './tensor.js';
 
 type Seq = Dim<'seq'>;

@@ -6,15 +6,8 @@
 import { cpu, type Device, type Storage } from './device.js';
 import { DTYPE_BYTES, type DType, fromFloat32, type StorageArray, toFloat32, viewAs } from './dtype.js';
 import { track } from './scope.js';
-import {
-  checkDims,
-  checkShape,
-  formatShape,
-  numel,
-  type ReshapeCheck,
-  reshapeCheck,
-  type Shape,
-} from './shape.js';
+import { checkDims, checkShape, formatShape, numel, reshapeCheck, type Shape } from './shape.js';
+import type { ReshapeCheck } from './shape-count.js';
 
 /** What `toArray()` gives back: floats decode to `Float32Array`, integers keep their array type. */
 export type ReadArray<D extends DType> = D extends 'i32'
