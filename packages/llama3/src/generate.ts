@@ -32,7 +32,10 @@ export interface GenerateOptions extends SamplingOptions {
 
 /** One generated token. */
 export interface GeneratedToken {
-  /** The token id. */
+  /**
+   * The token id; -1 for the final text-only chunk, which carries text held back until the end (a possible
+   * start of a stop string, or an incomplete UTF-8 sequence).
+   */
   id: number;
   /** The text this token completes (empty while a multi-byte character is still incomplete). */
   text: string;
