@@ -18,11 +18,13 @@ import {
   linear,
   linearAccumulate,
   narrow,
+  type OutDType,
   type RopeTables,
   rmsnorm,
   ropeQkv,
   ropeTables,
   swigluPacked,
+  WebGpuDevice,
 } from '@proj/ops';
 import type { LlamaConfig } from './config.js';
 import { ropeInverseFrequencies } from './rope-frequencies.js';
@@ -45,6 +47,17 @@ export interface ForwardOptions {
   logits?: 'all' | 'last';
   /** Receives intermediate tensors, for checks against a reference and for the walkthrough. */
   trace?: TraceFn;
+}
+
+/** Options of the {@link Llama} constructor. */
+export interface LlamaOptions {
+  /**
+   * The dtype of the activations between ops (default `'f32'`). `'f16'` stores the normed inputs, the
+   * projections, q, the attention output and the SwiGLU output in f16 (each op still computes in f32 and
+   * rounds once on store); the residual stream, the KV cache and the logits stay f32. Needs `shader-f16` on
+   * WebGPU (an error says so otherwise); on the CPU the references round the same way.
+   */
+  compute?: OutDType;
 }
 
 /** The KV caches of every layer, and how many positions they hold. */
@@ -84,6 +97,8 @@ export class LlamaCache {
 export class Llama<C extends LlamaConfig = LlamaConfig> {
   /** cos/sin of every position up to {@link Llama.contextLength}, computed once. */
   readonly #rope: RopeTables;
+  /** The dtype of the activations between ops (see {@link LlamaOptions.compute}). */
+  readonly compute: OutDType;
 
   /**
    * @param contextLength positions the RoPE tables (and so the caches) cover; at most `config.maxPositions`.
@@ -93,10 +108,17 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
     readonly weights: LlamaWeights,
     readonly device: Device,
     readonly contextLength: number = Math.min(config.maxPositions, 8192),
+    options: LlamaOptions = {},
   ) {
     if (contextLength > config.maxPositions) {
       throw new Error(
         `Llama: contextLength ${contextLength} is over the model's ${config.maxPositions} positions`,
+      );
+    }
+    this.compute = options.compute ?? 'f32';
+    if (this.compute === 'f16' && device instanceof WebGpuDevice && !device.caps.f16) {
+      throw new Error(
+        `Llama: compute 'f16' needs the shader-f16 feature, which this adapter lacks; use 'f32'`,
       );
     }
     this.#rope = ropeTables(ropeInverseFrequencies(config), contextLength, device);
@@ -146,9 +168,9 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
     }
     return scope(() => {
       const last = options.logits === 'all' ? x : narrow(x, 0, S - 1, 1); // [S, D] or [1, D]
-      const h = rmsnorm(last, w.norm, c.rmsNormEps); // [S, D]
+      const h = rmsnorm(last, w.norm, c.rmsNormEps, { out: this.compute }); // [S, D]
       emit(trace, 'final_norm_out', h);
-      const logits = linear(h, w.output); // [S, D] @ [V, D]^T -> [S, V]
+      const logits = linear(h, w.output); // [S, D] @ [V, D]^T -> [S, V], f32 whatever the compute dtype
       x.dispose();
       return logits as Tensor<readonly [number, C['vocabSize']], 'f32'>;
     });
@@ -161,17 +183,18 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
   #block(x: Tensor, w: LayerWeights, kv: KvCache, start: number, trace?: TraceFn): Tensor {
     const { heads: Hq, headDim: Dh, rmsNormEps: eps } = this.config;
     const S = x.shape[0]!;
+    const out = { out: this.compute }; // activations' dtype; x (the residual stream) stays f32
 
     // Attention, with the keys and values of every earlier position from the cache.
-    const h = rmsnorm(x, w.attentionNorm, eps); // [S, D]
-    const qkv = linear(h, w.wqkv); // [S, D] @ [(Hq + 2 Hkv) Dh, D]^T -> [S, (Hq + 2 Hkv) Dh]
-    const q = ropeQkv(qkv, this.#rope, kv, { heads: Hq }); // [S, Hq, Dh]; rotated k and v -> cache rows [start, start + S)
-    const a = attention(q, kv.k, kv.v, { offset: start, length: kv.length }); // [S, Hq, Dh]
+    const h = rmsnorm(x, w.attentionNorm, eps, out); // [S, D]
+    const qkv = linear(h, w.wqkv, out); // [S, D] @ [(Hq + 2 Hkv) Dh, D]^T -> [S, (Hq + 2 Hkv) Dh]
+    const q = ropeQkv(qkv, this.#rope, kv, { heads: Hq, ...out }); // [S, Hq, Dh]; rotated k and v -> cache rows [start, start + S)
+    const a = attention(q, kv.k, kv.v, { offset: start, length: kv.length, ...out }); // [S, Hq, Dh]
     const r = residual(x, a.reshape([S, Hq * Dh]), w.wo, trace && 'layer0.attn_out'); // x + a @ wo^T: [S, D]
 
     // Feed-forward: down(silu(gate(n)) * up(n)), with gate and up as one matmul.
-    const n = rmsnorm(r, w.ffnNorm, eps); // [S, D]
-    const g = swigluPacked(linear(n, w.wGateUp)); // [S, D] -> [S, 2F] -> [S, F]
+    const n = rmsnorm(r, w.ffnNorm, eps, out); // [S, D]
+    const g = swigluPacked(linear(n, w.wGateUp, out), out); // [S, D] -> [S, 2F] -> [S, F]
     if (trace) {
       const k = narrow(kv.k, 0, start, S); // [S, Hkv, Dh], as stored in the cache
       const v = narrow(kv.v, 0, start, S);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { cpu, cpuData, type Device, type DType, randn, type Tensor } from '@proj/core';
 import { writeSafetensorsFile } from '@proj/core/node';
 import type { LlamaConfig } from './config.js';
-import { Llama } from './model.js';
+import { Llama, type LlamaOptions } from './model.js';
 import { expectedHfTensors, WeightAssembler } from './weights.js';
 
 /** Options of {@link randomHfTensors} and {@link randomLlama}. */
@@ -51,10 +51,10 @@ export function randomHfTensors(
   return out;
 }
 
-/** A model with seeded random weights, built in memory. */
+/** A model with seeded random weights, built in memory (`compute` as in {@link LlamaOptions}). */
 export function randomLlama<const C extends LlamaConfig>(
   config: C,
-  options: RandomWeightsOptions & { contextLength?: number } = {},
+  options: RandomWeightsOptions & LlamaOptions & { contextLength?: number } = {},
 ): Llama<C> {
   const device = options.device ?? cpu;
   const tensors = randomHfTensors(config, { ...options, device: cpu });
@@ -67,7 +67,7 @@ export function randomLlama<const C extends LlamaConfig>(
       t.dtype,
     );
   }
-  return new Llama(config, weights.weights(), device, options.contextLength);
+  return new Llama(config, weights.weights(), device, options.contextLength, options);
 }
 
 /** The HF `config.json` of a config. */

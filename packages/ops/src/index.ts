@@ -3,12 +3,14 @@
  * TypeScript for the CPU device (the reference the tests compare against).
  * @packageDocumentation
  */
+
 export * from './gpu/acquire.js';
 export * from './gpu/caps.js';
 export * from './gpu/device.js';
 export * from './gpu/errors.js';
 export { sizeClass } from './gpu/pool.js';
 export * from './gpu/variants.js';
+export type { OutDType, OutOptions } from './op.js';
 export * from './ops/activations.js';
 export * from './ops/attention.js';
 export * from './ops/binary.js';

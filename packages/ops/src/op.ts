@@ -3,7 +3,15 @@
  * parameters and sizing dispatch grids. An op file uses these and holds only its own math.
  * @module
  */
-import { type Device, formatShape, type Tensor } from '@proj/core';
+import {
+  type Device,
+  formatShape,
+  fromArray,
+  fromFloat32,
+  type Shape,
+  type Tensor,
+  tensor,
+} from '@proj/core';
 import { type BufferBinding, type GpuStorage, WebGpuDevice } from './gpu/device.js';
 import { GpuOpError } from './gpu/errors.js';
 
@@ -94,4 +102,36 @@ export function checkFloat(op: string, ...tensors: Tensor[]): void {
     if (t.dtype === 'i32' || t.dtype === 'u32')
       throw new Error(`${op}: expected a float tensor, got ${t.dtype} ${formatShape(t.shape)}`);
   }
+}
+
+/**
+ * The dtype an op writes its result in. Internal math is f32 either way: `'f16'` is f16 storage of the
+ * result, rounded once on store (f32 accumulation), which halves the memory traffic of activations.
+ */
+export type OutDType = 'f32' | 'f16';
+
+/** The output option every op that can write f16 takes (in its options object, or as its last argument). */
+export interface OutOptions<O extends OutDType = 'f32'> {
+  /** The result's dtype (default `'f32'`); `'f16'` needs `shader-f16` on WebGPU. */
+  out?: O;
+}
+
+/** The requested output dtype; throws naming the op when f16 is asked of a WebGPU device without `shader-f16`. */
+export function outDtype<O extends OutDType>(op: string, device: Device, options: OutOptions<O>): O {
+  const out = (options.out ?? 'f32') as O;
+  if (out === 'f16' && isGpu(device) && !device.caps.f16)
+    throw new GpuOpError(op, 'f16 output needs the shader-f16 feature, which this adapter lacks');
+  if (out !== 'f32' && out !== 'f16')
+    throw new Error(`${op}: out must be 'f32' or 'f16', got ${String(out)}`);
+  return out;
+}
+
+/** A CPU reference result as the op's output: f32 as it is, or rounded to f16 (as the kernels round on store). */
+export function cpuResult<S extends Shape, O extends OutDType>(
+  values: Float32Array,
+  shape: S,
+  out: O,
+): Tensor<S, O> {
+  if (out === 'f16') return fromArray(fromFloat32('f16', values), shape, { dtype: 'f16' }) as Tensor<S, O>;
+  return tensor(values, shape) as Tensor<S, O>;
 }

@@ -47,3 +47,22 @@ export function params(binding: number, fields: Record<string, 'u32' | 'i32' | '
 
 /** The linear workgroup index in a 2D grid from {@link grid} (`wid`, `nwg` are the builtins). */
 export const LINEAR_WORKGROUP = 'let wg = wid.y * nwg.x + wid.x;';
+
+/**
+ * `@binding(b) var<storage, read_write> name: array<T>;` for an output of `dtype`: f16 outputs are bound as
+ * `array<f16>` (needs `shader-f16` and {@link enableF16}), so each invocation writes its own 2-byte element
+ * without racing its neighbour for a shared u32.
+ */
+export function declareOut(binding: number, name: string, dtype: 'f32' | 'f16'): string {
+  return `@group(0) @binding(${binding}) var<storage, read_write> ${name}: array<${dtype}>;`;
+}
+
+/** The f32 expression `value` converted for storing into an output of `dtype` (rounded once for f16). */
+export function stored(dtype: 'f32' | 'f16', value: string): string {
+  return dtype === 'f16' ? `f16(${value})` : value;
+}
+
+/** `enable f16;` when any of `dtypes` is f16 (it must come before every declaration), else nothing. */
+export function enableF16(...dtypes: DType[]): string {
+  return dtypes.includes('f16') ? 'enable f16;' : '';
+}

@@ -6,7 +6,7 @@
  */
 import { cpu, type Device, DTYPE_BYTES, type DType, formatShape } from '@proj/core';
 import type { LlamaConfig } from '../config.js';
-import { Llama } from '../model.js';
+import { Llama, type LlamaOptions } from '../model.js';
 import {
   disposeWeights,
   expectedHfTensors,
@@ -223,7 +223,8 @@ function checkPreset(config: LlamaConfig, preset: LlamaConfig): void {
 
 /**
  * Loads a Llama 3 / 3.1 / 3.2 checkpoint directory (HF safetensors, single or sharded, or Meta's
- * `params.json` + `consolidated.00.pth`) onto a device.
+ * `params.json` + `consolidated.00.pth`) onto a device. `compute: 'f16'` runs the activations in f16 (see
+ * {@link LlamaOptions.compute}).
  *
  * @example
  * ```ts
@@ -236,7 +237,7 @@ function checkPreset(config: LlamaConfig, preset: LlamaConfig): void {
  */
 export async function loadLlama<C extends LlamaConfig = LlamaConfig>(
   dir: string,
-  options: LoadOptions & { preset?: C } = {},
+  options: LoadOptions & LlamaOptions & { preset?: C } = {},
 ): Promise<Llama<C>> {
   const layout = await detectLayout(dir);
   if (options.preset) checkPreset(layout.config, options.preset);
@@ -251,7 +252,7 @@ export async function loadLlama<C extends LlamaConfig = LlamaConfig>(
     await source.close();
   }
   try {
-    return new Llama(layout.config as C, weights, options.device ?? cpu, options.contextLength);
+    return new Llama(layout.config as C, weights, options.device ?? cpu, options.contextLength, options);
   } catch (error) {
     disposeWeights(weights);
     throw error;

@@ -18,10 +18,19 @@ import {
   type Shape,
   type ShapesMatch,
   type Tensor,
-  tensor,
 } from '@proj/core';
-import { bind, deviceOf, grid, isGpu, Params } from '../op.js';
-import { LINEAR_WORKGROUP, params } from '../wgsl.js';
+import {
+  bind,
+  cpuResult,
+  deviceOf,
+  grid,
+  isGpu,
+  type OutDType,
+  type OutOptions,
+  outDtype,
+  Params,
+} from '../op.js';
+import { enableF16, LINEAR_WORKGROUP, params } from '../wgsl.js';
 
 /**
  * The compile-time rule of {@link attention}: q, k, v have rank 3, q and k share `Dh`, v has k's shape.
@@ -38,8 +47,8 @@ export type AttentionCheck<Q extends Shape, K extends Shape, V extends Shape> = 
   'attention: q must be [S, Hq, Dh], k and v both [T, Hkv, Dh]'
 >;
 
-/** Options of {@link attention}. */
-export interface AttentionOptions {
+/** Options of {@link attention}; `out` is the result's dtype (f16 needs `shader-f16` on WebGPU). */
+export interface AttentionOptions<O extends OutDType = 'f32'> extends OutOptions<O> {
   /** Absolute position of query row 0 (the number of tokens before this call; Meta's `start_pos`). */
   offset: number;
   /** Key rows to attend to, `<= T` (default `offset + S`: every token up to the last query). */
@@ -72,14 +81,14 @@ export interface AttentionDims {
 }
 
 /** `options` with every default filled in (the WebGPU tuning aside). */
-export type ResolvedAttentionOptions = Required<Omit<AttentionOptions, 'keysPerWorkgroup'>>;
+export type ResolvedAttentionOptions = Required<Omit<AttentionOptions, 'keysPerWorkgroup' | 'out'>>;
 
 /** Checks shapes and options (errors name the op and the sizes) and fills in the defaults. */
 export function attentionShape(
   q: Shape,
   k: Shape,
   v: Shape,
-  options: AttentionOptions,
+  options: AttentionOptions<OutDType>,
 ): { dims: AttentionDims; options: ResolvedAttentionOptions } {
   const op = 'attention';
   const shapes = () => `q ${formatShape(q)}, k ${formatShape(k)}, v ${formatShape(v)}`;
@@ -175,11 +184,13 @@ const NO_SCORE = '-3.0e38';
 
 // The head size is a uniform, not a constant: LLVM (lavapipe) fully unrolls constant-bound loops, which made
 // the Dh = 128 pipeline take seconds to compile, and one pipeline now serves every head size.
-const WGSL = `
-@group(0) @binding(0) var<storage, read> q: array<vec4f>;
+// q and out may be f16 (`vec4<f16>`, with shader-f16): q is widened on load, out rounded once on store; the
+// softmax and sums stay f32. When the keys are split, out is the f32 partial buffer and the merge rounds.
+const wgsl = (qType: OutDType, outType: OutDType) => `${enableF16(qType, outType)}
+@group(0) @binding(0) var<storage, read> q: array<vec4<${qType}>>;
 @group(0) @binding(1) var<storage, read> k: array<vec4f>;
 @group(0) @binding(2) var<storage, read> v: array<vec4f>;
-@group(0) @binding(3) var<storage, read_write> out: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> out: array<vec4<${outType}>>;
 ${params(4, { rows: 'u32', heads: 'u32', group: 'u32', kvHeads: 'u32', offset: 'u32', length: 'u32', causal: 'u32', scale: 'f32', cols: 'u32', subsets: 'u32', parts: 'u32', split: 'u32' })}
 const B = ${BLOCK}u;
 var<workgroup> qs: array<vec4f, B>; // this row's query, already scaled (Dh / 4 <= B columns)
@@ -206,7 +217,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let kvBase = (rh % p.heads) / p.group * C;
   let kvStride = p.kvHeads * C;
   let qBase = rh * C; // q and out are [S, Hq, Dh]: row i, head h starts at (i * Hq + h) * Dh
-  for (var c = lid; c < C; c += B) { qs[c] = q[qBase + c] * p.scale; }
+  for (var c = lid; c < C; c += B) { qs[c] = vec4f(q[qBase + c]) * p.scale; }
   var limit = p.length;
   if (p.causal != 0u) { limit = min(limit, p.offset + i + 1u); }
   let begin = (wg % p.parts) * p.split;
@@ -257,18 +268,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       sum += partSum[t];
     }
     if (p.parts == 1u) {
-      out[qBase + lid] = select(vec4f(0.0), total / sum, sum > 0.0);
+      out[qBase + lid] = vec4<${outType}>(select(vec4f(0.0), total / sum, sum > 0.0));
     } else {
-      out[wg * (C + 1u) + lid] = total;
-      if (lid == 0u) { out[wg * (C + 1u) + C] = vec4f(m, sum, 0.0, 0.0); }
+      out[wg * (C + 1u) + lid] = vec4<${outType}>(total);
+      if (lid == 0u) { out[wg * (C + 1u) + C] = vec4<${outType}>(vec4f(m, sum, 0.0, 0.0)); }
     }
   }
 }`;
 
 // Merges the chunks of each (row, head): rescales every chunk's sums to the largest max, then divides.
-const MERGE_WGSL = `
+const mergeWgsl = (outType: OutDType) => `${enableF16(outType)}
 @group(0) @binding(0) var<storage, read> partial: array<vec4f>;
-@group(0) @binding(1) var<storage, read_write> out: array<vec4f>;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<${outType}>>;
 ${params(2, { count: 'u32', cols: 'u32', parts: 'u32' })}
 @compute @workgroup_size(${BLOCK})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -287,7 +298,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     sum += w * stats.y;
     total += w * partial[at + lid];
   }
-  out[wg * C + lid] = select(vec4f(0.0), total / sum, sum > 0.0);
+  out[wg * C + lid] = vec4<${outType}>(select(vec4f(0.0), total / sum, sum > 0.0));
 }`;
 
 /** Keys per workgroup: the requested number, or all of them on software adapters, else see the option. */
@@ -299,11 +310,12 @@ function keysPerWorkgroup(software: boolean, rowHeads: number, length: number, r
 
 /**
  * Causal attention with grouped-query heads:
- * `q [S, Hq, Dh]`, `k`/`v [T, Hkv, Dh]` -> `[S, Hq, Dh]` f32, with `out[i, h] = softmax(scale * q[i, h] .
+ * `q [S, Hq, Dh]`, `k`/`v [T, Hkv, Dh]` -> `[S, Hq, Dh]` f32 (f16 with `out: 'f16'`), with `out[i, h] = softmax(scale * q[i, h] .
  * k[j, g]) v[j, g]` over the visible keys `j` (see the module), `g = h / (Hq / Hkv)`.
  *
- * For a decode step against a `KvCache`, see `KvCache.attend`. q, k and v are f32; on WebGPU `Dh` must be
- * a multiple of 4 (the kernel reads vec4s) and at most 256.
+ * For a decode step against a `KvCache`, see `KvCache.attend`. k and v are f32, q is f32 or f16 (f16 q
+ * needs `shader-f16` on WebGPU); the softmax is f32 either way. On WebGPU `Dh` must be a multiple of 4 (the
+ * kernel reads vec4s) and at most 256.
  *
  * @example
  * ```ts
@@ -316,28 +328,32 @@ function keysPerWorkgroup(software: boolean, rowHeads: number, length: number, r
  * console.log(out.shape); // [5, 8, 16]
  * ```
  */
-export function attention<Q extends Shape, K extends Shape, V extends Shape>(
+export function attention<Q extends Shape, K extends Shape, V extends Shape, O extends OutDType = 'f32'>(
   q: Tensor<Q>,
   k: Tensor<K> & AttentionCheck<Q, K, V>,
   v: Tensor<V>,
-  options: AttentionOptions,
-): Tensor<Q, 'f32'> {
+  options: AttentionOptions<O>,
+): Tensor<Q, O> {
   const op = 'attention';
   const { dims, options: o } = attentionShape(q.shape, k.shape, v.shape, options);
-  if (q.dtype !== 'f32' || k.dtype !== 'f32' || v.dtype !== 'f32') {
-    throw new Error(`${op}: q, k and v must be f32, got ${q.dtype}, ${k.dtype} and ${v.dtype}`);
+  if ((q.dtype !== 'f32' && q.dtype !== 'f16') || k.dtype !== 'f32' || v.dtype !== 'f32') {
+    throw new Error(`${op}: q must be f32 or f16, k and v f32, got ${q.dtype}, ${k.dtype} and ${v.dtype}`);
   }
   const device = deviceOf(op, q, k, v);
+  const outType = outDtype(op, device, options);
   if (!isGpu(device)) {
-    return tensor(attentionReference(cpuFloats(q), cpuFloats(k), cpuFloats(v), dims, o), q.shape);
+    const r = attentionReference(cpuFloats(q), cpuFloats(k), cpuFloats(v), dims, o);
+    return cpuResult(r, q.shape, outType);
   }
+  const qType = q.dtype as OutDType;
+  if (qType === 'f16') outDtype(op, device, { out: 'f16' }); // an f16 q is bound as array<vec4<f16>>
   const { seq, heads, kvHeads, headDim } = dims;
   checkShape(
     headDim % 4 === 0 && headDim <= 4 * BLOCK,
     op,
     () => `the WebGPU kernel needs Dh a multiple of 4 and at most ${4 * BLOCK}, got Dh = ${headDim}`,
   );
-  const out = empty(q.shape, 'f32', device);
+  const out = empty(q.shape, outType, device);
   if (out.numel === 0) return out;
   const rowHeads = seq * heads;
   const cols = headDim / 4;
@@ -346,8 +362,8 @@ export function attention<Q extends Shape, K extends Shape, V extends Shape>(
   const partial = parts > 1 ? empty([rowHeads * parts * (cols + 1) * 4], 'f32', device) : undefined;
   device.dispatch({
     op,
-    key: op,
-    wgsl: () => WGSL,
+    key: `${op}:${qType}:${partial ? 'f32' : outType}`,
+    wgsl: () => wgsl(qType, partial ? 'f32' : outType),
     buffers: [bind(op, q), bind(op, k), bind(op, v), bind(op, partial ?? out)],
     uniforms: new Params()
       .u32(seq)
@@ -368,8 +384,8 @@ export function attention<Q extends Shape, K extends Shape, V extends Shape>(
   if (partial) {
     device.dispatch({
       op,
-      key: `${op}-merge`,
-      wgsl: () => MERGE_WGSL,
+      key: `${op}-merge:${outType}`,
+      wgsl: () => mergeWgsl(outType),
       buffers: [bind(op, partial), bind(op, out)],
       uniforms: new Params().u32(rowHeads).u32(cols).u32(parts).data(),
       workgroups: grid(rowHeads, device.caps.maxWorkgroupsPerDimension),

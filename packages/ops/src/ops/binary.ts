@@ -1,6 +1,7 @@
 /**
  * Elementwise `add` and `mul`. Broadcast rule: `b` has the shape of `a` or of a trailing part of it
- * (`[S, D] + [D]` adds a row vector to every row); the result has `a`'s shape and is f32.
+ * (`[S, D] + [D]` adds a row vector to every row); the result has `a`'s shape and is f32, or f16 with
+ * `{ out: 'f16' }` (computed in f32, rounded once on store).
  * @module
  */
 import {
@@ -11,10 +12,20 @@ import {
   type IsSuffixOf,
   type Shape,
   type Tensor,
-  tensor,
 } from '@proj/core';
-import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
-import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
+import {
+  bind,
+  checkFloat,
+  cpuResult,
+  deviceOf,
+  grid,
+  isGpu,
+  type OutDType,
+  type OutOptions,
+  outDtype,
+  Params,
+} from '../op.js';
+import { declare, declareOut, enableF16, LINEAR_WORKGROUP, loader, params, stored } from '../wgsl.js';
 
 /** The compile-time broadcast rule of `add` and `mul`. */
 export type BinaryCheck<A extends Shape, B extends Shape> = Check<
@@ -33,21 +44,27 @@ export function binaryReference(kind: 'add' | 'mul', a: Float32Array, b: Float32
   return out;
 }
 
-function binary<A extends Shape>(kind: 'add' | 'mul', a: Tensor<A>, b: Tensor): Tensor<A, 'f32'> {
+function binary<A extends Shape, O extends OutDType>(
+  kind: 'add' | 'mul',
+  a: Tensor<A>,
+  b: Tensor,
+  options: OutOptions<O>,
+): Tensor<A, O> {
   broadcastShape(kind, a.shape, b.shape);
   checkFloat(kind, a, b);
   const device = deviceOf(kind, a, b);
-  if (!isGpu(device)) return tensor(binaryReference(kind, cpuFloats(a), cpuFloats(b)), a.shape);
-  const out = empty(a.shape, 'f32', device);
+  const o = outDtype(kind, device, options);
+  if (!isGpu(device)) return cpuResult(binaryReference(kind, cpuFloats(a), cpuFloats(b)), a.shape, o);
+  const out = empty(a.shape, o, device);
   const [x, y] = grid(Math.ceil(a.numel / WORKGROUP), device.caps.maxWorkgroupsPerDimension);
   const symbol = kind === 'add' ? '+' : '*';
   device.dispatch({
     op: kind,
-    key: `${kind}:${a.dtype}:${b.dtype}`,
-    wgsl: () => `
+    key: `${kind}:${a.dtype}:${b.dtype}:${o}`,
+    wgsl: () => `${enableF16(o)}
 ${declare(0, 'a', a.dtype)}
 ${declare(1, 'b', b.dtype)}
-${declare(2, 'out', 'f32', 'read_write')}
+${declareOut(2, 'out', o)}
 ${params(3, { n: 'u32', nb: 'u32' })}
 ${loader('a', a.dtype)}
 ${loader('b', b.dtype)}
@@ -56,7 +73,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   ${LINEAR_WORKGROUP}
   let i = wg * ${WORKGROUP}u + lid;
   if (i >= p.n) { return; }
-  out[i] = a_at(i) ${symbol} b_at(i % p.nb);
+  out[i] = ${stored(o, `a_at(i) ${symbol} b_at(i % p.nb)`)};
 }`,
     buffers: [bind(kind, a), bind(kind, b), bind(kind, out)],
     uniforms: new Params().u32(a.numel).u32(b.numel).data(),
@@ -66,7 +83,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }
 
 /**
- * `a + b`, elementwise (see the module's broadcast rule).
+ * `a + b`, elementwise (see the module's broadcast rule). `{ out: 'f16' }` writes an f16 result (needs
+ * `shader-f16` on WebGPU).
  *
  * @example
  * ```ts
@@ -76,17 +94,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  * console.log(await y.toArray()); // Float32Array [11, 22, 13, 24]
  * ```
  */
-export function add<A extends Shape, B extends Shape>(
+export function add<A extends Shape, B extends Shape, O extends OutDType = 'f32'>(
   a: Tensor<A>,
   b: Tensor<B> & BinaryCheck<A, B>,
-): Tensor<A, 'f32'> {
-  return binary('add', a, b);
+  options: OutOptions<O> = {},
+): Tensor<A, O> {
+  return binary('add', a, b, options);
 }
 
-/** `a * b`, elementwise (see the module's broadcast rule). */
-export function mul<A extends Shape, B extends Shape>(
+/** `a * b`, elementwise (see the module's broadcast rule); `{ out: 'f16' }` as for {@link add}. */
+export function mul<A extends Shape, B extends Shape, O extends OutDType = 'f32'>(
   a: Tensor<A>,
   b: Tensor<B> & BinaryCheck<A, B>,
-): Tensor<A, 'f32'> {
-  return binary('mul', a, b);
+  options: OutOptions<O> = {},
+): Tensor<A, O> {
+  return binary('mul', a, b, options);
 }

@@ -1,5 +1,6 @@
 /**
- * Token embedding lookup: `ids [S]` -> rows of `table [V, D]` -> `[S, D]` f32. The table keeps its
+ * Token embedding lookup: `ids [S]` -> rows of `table [V, D]` -> `[S, D]` f32 (or f16 with `{ out: 'f16' }`,
+ * rounded once from the decoded f32 value). The table keeps its
  * checkpoint dtype (f32, f16 or bf16) on the GPU, and may be larger than one storage binding (Llama 3's
  * 128256 x 2048 bf16 table is 525 MB; lavapipe binds at most 128 MiB): it is then bound in ranges of rows,
  * with one dispatch per range.
@@ -16,12 +17,22 @@ import {
   type Last,
   type Shape,
   type Tensor,
-  tensor,
   toFloat32,
 } from '@proj/core';
 import { GpuOpError } from '../gpu/errors.js';
-import { bind, bindRange, checkFloat, grid, isGpu, Params } from '../op.js';
-import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
+import {
+  bind,
+  bindRange,
+  checkFloat,
+  cpuResult,
+  grid,
+  isGpu,
+  type OutDType,
+  type OutOptions,
+  outDtype,
+  Params,
+} from '../op.js';
+import { declare, declareOut, enableF16, LINEAR_WORKGROUP, loader, params, stored } from '../wgsl.js';
 
 const WORKGROUP = 256;
 
@@ -86,11 +97,11 @@ export function embeddingRanges(
 // One invocation per output element; a dispatch writes the rows whose ids fall in its range. The first
 // dispatch also writes zeros for ids outside [0, V), so that no output row is left uninitialised.
 // NOTE: ids are compared as u32, so a negative i32 id wraps to a huge value and counts as out of range.
-function kernel(idType: DType, tableType: DType): string {
-  return `
+function kernel(idType: DType, tableType: DType, o: OutDType): string {
+  return `${enableF16(o)}
 ${declare(0, 'ids', idType)}
 ${declare(1, 'table', tableType)}
-${declare(2, 'out', 'f32', 'read_write')}
+${declareOut(2, 'out', o)}
 ${params(3, { n: 'u32', d: 'u32', first: 'u32', count: 'u32', vocab: 'u32', zero_invalid: 'u32' })}
 ${loader('table', tableType)}
 @compute @workgroup_size(${WORKGROUP})
@@ -101,16 +112,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let id = u32(ids[i / p.d]);
   let local = id - p.first; // wraps for ids below the range
   if (local < p.count) {
-    out[i] = table_at(local * p.d + i % p.d);
+    out[i] = ${stored(o, 'table_at(local * p.d + i % p.d)')};
   } else if (p.zero_invalid == 1u && id >= p.vocab) {
-    out[i] = 0.0;
+    out[i] = ${stored(o, '0.0')};
   }
 }`;
 }
 
 /**
  * Looks up the rows of `table [V, D]` (f32, f16 or bf16) for `ids [S]` (i32 or u32) -> `[S, D]` f32 (ids
- * of any shape `[...]` give `[..., D]`).
+ * of any shape `[...]` give `[..., D]`); `{ out: 'f16' }` writes f16 (needs `shader-f16` on WebGPU).
  *
  * Ids on the CPU are validated (a `RangeError` names the first id outside `[0, V)`); with a GPU table they
  * are uploaded for the lookup. Ids already on the GPU cannot be checked (a kernel cannot throw): there an
@@ -125,10 +136,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  * console.log(await x.toArray()); // Float32Array [2, 2.5, 0, 0.5]
  * ```
  */
-export function embedding<I extends Shape, T extends Shape, DI extends 'i32' | 'u32'>(
-  ids: Tensor<I, DI>,
-  table: Tensor<T>,
-): Tensor<readonly [...I, Last<T>], 'f32'> {
+export function embedding<
+  I extends Shape,
+  T extends Shape,
+  DI extends 'i32' | 'u32',
+  O extends OutDType = 'f32',
+>(ids: Tensor<I, DI>, table: Tensor<T>, options: OutOptions<O> = {}): Tensor<readonly [...I, Last<T>], O> {
   checkShape(
     table.shape.length === 2,
     'embedding',
@@ -146,12 +159,13 @@ export function embedding<I extends Shape, T extends Shape, DI extends 'i32' | '
     throw new Error(`embedding: ids ${ids} and table ${table} are on different devices`);
   }
   if (idsOnCpu) checkIds(cpuData(ids), vocab);
+  const o = outDtype('embedding', device, options);
   if (!isGpu(device)) {
     const data = cpuData(table) as Float32Array | Uint16Array;
-    return tensor(embeddingReference(cpuData(ids), data, dim, table.dtype as 'f32'), shape);
+    return cpuResult(embeddingReference(cpuData(ids), data, dim, table.dtype as 'f32'), shape, o);
   }
   const gpuIds = idsOnCpu ? fromArray(cpuData(ids), ids.shape, { dtype: ids.dtype, device }) : ids;
-  const out = empty(shape, 'f32', device);
+  const out = empty(shape, o, device);
   const rowBytes = dim * DTYPE_BYTES[table.dtype];
   const { maxStorageBindingSize, storageOffsetAlignment, maxWorkgroupsPerDimension } = device.caps;
   const ranges = embeddingRanges(vocab, rowBytes, maxStorageBindingSize, storageOffsetAlignment);
@@ -159,8 +173,8 @@ export function embedding<I extends Shape, T extends Shape, DI extends 'i32' | '
   for (const [k, { first, count }] of ranges.entries()) {
     device.dispatch({
       op: 'embedding',
-      key: `embedding:${ids.dtype}:${table.dtype}`,
-      wgsl: () => kernel(ids.dtype, table.dtype),
+      key: `embedding:${ids.dtype}:${table.dtype}:${o}`,
+      wgsl: () => kernel(ids.dtype, table.dtype, o),
       buffers: [
         bind('embedding', gpuIds),
         ranges.length === 1 ? bind('embedding', table) : bindRange(table, first * rowBytes, count * rowBytes),

@@ -6,14 +6,14 @@
  * one `vec4` load: 8 bf16 or f16 weights (unpacked in the kernel, bf16 exactly) or 4 f32 weights, against 2
  * or 1 `vec4<f32>` of x. Otherwise a chunk is one element read through the dtype's loader.
  *
- * Bindings: x (f32), W, out (f32), then the uniforms `p`. Each binding may be a range of its tensor; `xb`,
+ * Bindings: x (f32), W, out (f32, or f16 through {@link withF16Out}), then the uniforms `p`. Each binding may be a range of its tensor; `xb`,
  * `wb` and `ob` are where this dispatch's first element sits in its binding (in the binding's units), so
  * a dispatch can cover any block of rows even when its start is not at an aligned byte offset.
  * @module
  */
 import type { DType } from '@proj/core';
 import type { GemmVariant, GemvVariant } from '../gpu/variants.js';
-import { LINEAR_WORKGROUP, loader } from '../wgsl.js';
+import { declareOut, enableF16, LINEAR_WORKGROUP, loader } from '../wgsl.js';
 
 /** How a weight dtype is read: the binding types, chunk size and the WGSL that unpacks one chunk. */
 export interface ChunkLayout {
@@ -37,9 +37,22 @@ export interface ChunkLayout {
 
 const XYZW = ['x', 'y', 'z', 'w'];
 
+const OUT_F32 = '@group(0) @binding(2) var<storage, read_write> out: array<f32>;';
+const STORE_F32 =
+  'fn store(i: u32, v: f32) { if (p.acc == 1u) { out[i] = out[i] + v; } else { out[i] = v; } }';
+
+/**
+ * A rendered kernel with an f16 output: `out` becomes `array<f16>` (needs `shader-f16`) and `store` rounds
+ * each f32 result once. Not for accumulating (`p.acc`): the residual it would add to stays f32.
+ */
+export function withF16Out(wgsl: string): string {
+  const store = 'fn store(i: u32, v: f32) { out[i] = f16(v); }';
+  return `${enableF16('f16')}\n${wgsl.replace(OUT_F32, declareOut(2, 'out', 'f16')).replace(STORE_F32, store)}`;
+}
+
 /** The chunk layout of weights of `dtype`; `vec` when a row is a whole number of 16-byte words. */
 export function chunkLayout(dtype: DType, vec: boolean): ChunkLayout {
-  const out = '@group(0) @binding(2) var<storage, read_write> out: array<f32>;';
+  const out = OUT_F32;
   if (!vec) {
     const wType = dtype === 'f32' ? 'f32' : 'u32';
     return {
@@ -114,7 +127,7 @@ const PARAMS = `struct Params {
 }
 @group(0) @binding(3) var<uniform> p: Params;
 // Every kernel writes its results through this, so accumulating costs one read of out and no extra pass.
-fn store(i: u32, v: f32) { if (p.acc == 1u) { out[i] = out[i] + v; } else { out[i] = v; } }`;
+${STORE_F32}`;
 
 const range = (n: number) => [...Array(n).keys()];
 

@@ -2,7 +2,9 @@
  * `linear(x, W)`: `x [..., K] @ W^T -> [..., N]` with W stored `[N, K]`, as checkpoints store it (no
  * transposed copy). Decode (at most `DECODE_ROWS` = 8 rows of x) reads every weight once for all the
  * rows (a GEMV); prefill runs a GEMM. The kernels and their layouts are chosen in `gpu/variants.ts`.
- * Weights may be f32, f16 or bf16 (16-bit ones unpacked in the kernel, bf16 exactly); x is f32.
+ * Weights may be f32, f16 or bf16 (16-bit ones unpacked in the kernel, bf16 exactly). x is f32, or a 16-bit
+ * float that is widened to f32 first (one cast pass; the kernels read x as `vec4<f32>`). The result is f32,
+ * or f16 with `{ out: 'f16' }` (accumulated in f32, rounded once on store; needs `shader-f16` on WebGPU).
  *
  * Weights larger than one storage binding (a 128256 x 2048 bf16 lm_head is 525 MB, lavapipe binds at most
  * 128 MiB) are split into row ranges, each bound separately and dispatched into the matching columns of
@@ -35,8 +37,19 @@ import {
   gemvMaxRows,
   gemvVariant,
 } from '../gpu/variants.js';
-import { bindRange, checkFloat, deviceOf, grid, isGpu } from '../op.js';
-import { canShareX, chunkLayout, gemmWgsl, gemvWgsl } from './linear-wgsl.js';
+import {
+  bindRange,
+  checkFloat,
+  cpuResult,
+  deviceOf,
+  grid,
+  isGpu,
+  type OutDType,
+  type OutOptions,
+  outDtype,
+} from '../op.js';
+import { cast } from './layout.js';
+import { canShareX, chunkLayout, gemmWgsl, gemvWgsl, withF16Out } from './linear-wgsl.js';
 
 /**
  * The CPU reference: `out[i, j] = sum_k x[i, k] * w[j, k]` for x `[m, k]` and w `[n, k]`, accumulated in
@@ -74,7 +87,7 @@ export interface LinearVariants {
 }
 
 /**
- * `x @ W^T`: x `[..., K]`, W `[N, K]` -> `[..., N]` (f32).
+ * `x @ W^T`: x `[..., K]`, W `[N, K]` -> `[..., N]` (f32, or f16 with `{ out: 'f16' }`).
  *
  * @example
  * ```ts
@@ -85,11 +98,12 @@ export interface LinearVariants {
  * console.log(await linear(x, w).toArray()); // Float32Array [1, 5]
  * ```
  */
-export function linear<X extends Shape, W extends Shape>(
+export function linear<X extends Shape, W extends Shape, O extends OutDType = 'f32'>(
   x: Tensor<X>,
   w: Tensor<W> & LinearCheck<X, W>,
-): Tensor<LinearShape<X, W>, 'f32'> {
-  return linearWith(x, w, {}) as Tensor<LinearShape<X, W>, 'f32'>;
+  options: OutOptions<O> = {},
+): Tensor<LinearShape<X, W>, O> {
+  return linearWith(x, w, {}, undefined, options) as Tensor<LinearShape<X, W>, O>;
 }
 
 /**
@@ -117,17 +131,20 @@ export function linearAccumulate<A extends Shape, X extends Shape, W extends Sha
 
 /**
  * {@link linear} with chosen kernel variants (tests and benchmarks); shapes are checked at run time only.
- * With `into`, the product is added to that tensor in place and returned.
+ * With `into`, the product is added to that tensor in place and returned (f32 only).
  */
 export function linearWith(
   x: Tensor,
   w: Tensor,
   variants: LinearVariants,
   into?: Tensor,
-): Tensor<Shape, 'f32'> {
+  options: OutOptions<OutDType> = {},
+): Tensor<Shape, OutDType> {
   const outShape = linearShape('linear', x.shape, w.shape);
   checkFloat('linear', x, w);
   const device = deviceOf('linear', x, w, ...(into ? [into] : []));
+  const o = outDtype('linear', device, options);
+  if (into && o !== 'f32') throw new Error(`linearAccumulate: acc is f32; out: '${o}' is not supported`);
   if (into) {
     checkShape(
       into.dtype === 'f32' &&
@@ -142,18 +159,24 @@ export function linearWith(
   const m = numel(x.shape) / Math.max(k, 1);
   if (!isGpu(device)) {
     const product = linearReference(cpuFloats(x), cpuFloats(w), m, n, k);
-    if (!into) return tensor(product, outShape);
+    if (!into) return cpuResult(product, outShape, o);
     const target = cpuData(into as Tensor<Shape, 'f32'>);
     for (let i = 0; i < target.length; i++) target[i] = target[i]! + product[i]!;
     return into as Tensor<Shape, 'f32'>;
   }
-  if (x.dtype !== 'f32') throw new Error(`linear: x must be f32 on WebGPU, got ${x.dtype}`);
+  if (x.dtype !== 'f32') {
+    const wide = cast(x, 'f32'); // the kernels read x as vec4<f32>
+    const result = linearWith(wide, w, variants, into, options);
+    wide.dispose(); // back to the pool after the recorded work
+    return result;
+  }
   if (into && (k === 0 || into.numel === 0)) return into as Tensor<Shape, 'f32'>;
-  const out = (into as Tensor<Shape, 'f32'> | undefined) ?? empty(outShape, 'f32', device);
+  const out = (into as Tensor<Shape, OutDType> | undefined) ?? empty(outShape, o, device);
   if (out.numel === 0) return out;
   if (k === 0) {
     out.dispose();
-    return tensor(new Float32Array(m * n), outShape, { device });
+    const zeros = new Float32Array(m * n);
+    return o === 'f32' ? tensor(zeros, outShape, { device }) : cast(tensor(zeros, outShape, { device }), o);
   }
   const caps = device.caps;
   const gemvRows = variants.gemvMaxRows ?? gemvMaxRows(caps);
@@ -167,7 +190,7 @@ export function linearWith(
   for (let m0 = 0; m0 < m; m0 += mBlock) {
     const mc = Math.min(mBlock, m - m0);
     const xs = span(x, m0 * k, mc * k, 4, caps.storageOffsetAlignment);
-    const os = span(out, m0 * n, mc * n, 4, caps.storageOffsetAlignment);
+    const os = span(out, m0 * n, mc * n, DTYPE_BYTES[o], caps.storageOffsetAlignment);
     for (let n0 = 0; n0 < n; n0 += nBlock) {
       const nc = Math.min(nBlock, n - n0);
       const ws = span(w, n0 * k, nc * k, wBytes, caps.storageOffsetAlignment);
@@ -191,9 +214,13 @@ export function linearWith(
       ]);
       device.dispatch({
         op: 'linear',
-        key: `linear:${gemv ? 'gemv' : 'gemm'}:${JSON.stringify(v)}:${gemv ? mc : ''}:${w.dtype}:${vec}`,
-        wgsl: () =>
-          gemv ? gemvWgsl(v as GemvVariant, mc, w.dtype, vec) : gemmWgsl(v as GemmVariant, w.dtype, vec),
+        key: `linear:${gemv ? 'gemv' : 'gemm'}:${JSON.stringify(v)}:${gemv ? mc : ''}:${w.dtype}:${vec}:${o}`,
+        wgsl: () => {
+          const code = gemv
+            ? gemvWgsl(v as GemvVariant, mc, w.dtype, vec)
+            : gemmWgsl(v as GemmVariant, w.dtype, vec);
+          return o === 'f16' ? withF16Out(code) : code;
+        },
         buffers: [xs.binding, ws.binding, os.binding],
         uniforms: params,
         workgroups: [wx, wy],

@@ -1,6 +1,7 @@
 /**
  * RMSNorm: `x / sqrt(mean(x^2) + eps) * weight` over the last dim, the normalisation of every Llama block.
- * The weight may be f32, f16 or bf16 (checkpoints keep their bytes on the GPU); the result is f32.
+ * The weight may be f32, f16 or bf16 (checkpoints keep their bytes on the GPU); the result is f32, or f16
+ * with `{ out: 'f16' }` (computed in f32, rounded once on store).
  * @module
  */
 import {
@@ -13,10 +14,20 @@ import {
   type Shape,
   type ShapesMatch,
   type Tensor,
-  tensor,
 } from '@proj/core';
-import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
-import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
+import {
+  bind,
+  checkFloat,
+  cpuResult,
+  deviceOf,
+  grid,
+  isGpu,
+  type OutDType,
+  type OutOptions,
+  outDtype,
+  Params,
+} from '../op.js';
+import { declare, declareOut, enableF16, LINEAR_WORKGROUP, loader, params, stored } from '../wgsl.js';
 
 /** The weight must be `[D]` where `x` is `[..., D]`. */
 export type RmsnormCheck<S extends Shape, W extends Shape> = Check<
@@ -43,11 +54,11 @@ export function rmsnormReference(x: Float32Array, weight: Float32Array, eps: num
 // One workgroup per row: each invocation sums the squares of a strided slice (consecutive invocations read
 // consecutive elements), then a shared-memory tree adds the partial sums. 64 invocations unless the rows are
 // very long: software drivers pay per invocation at every barrier, and a GPU has rows enough to fill it.
-function kernel(workgroup: number, xType: Tensor['dtype'], wType: Tensor['dtype']): string {
-  return `
+function kernel(workgroup: number, xType: Tensor['dtype'], wType: Tensor['dtype'], o: OutDType): string {
+  return `${enableF16(o)}
 ${declare(0, 'x', xType)}
 ${declare(1, 'w', wType)}
-${declare(2, 'out', 'f32', 'read_write')}
+${declareOut(2, 'out', o)}
 ${params(3, { rows: 'u32', d: 'u32', eps: 'f32' })}
 ${loader('x', xType)}
 ${loader('w', wType)}
@@ -66,13 +77,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     workgroupBarrier();
   }
   let inv = 1.0 / sqrt(partial[0] / f32(p.d) + p.eps);
-  for (var i = lid; i < p.d; i += ${workgroup}u) { out[base + i] = (x_at(base + i) * inv) * w_at(i); }
+  for (var i = lid; i < p.d; i += ${workgroup}u) { out[base + i] = ${stored(o, '(x_at(base + i) * inv) * w_at(i)')}; }
 }`;
 }
 
 /**
  * RMSNorm over the last dim: `x / sqrt(mean(x^2) + eps) * weight`, normalised in f32 and then multiplied by
- * the weight, as Meta's reference does. `x [..., D]`, `weight [D]` -> `[..., D]` f32.
+ * the weight, as Meta's reference does. `x [..., D]`, `weight [D]` -> `[..., D]` f32 (or f16 with
+ * `{ out: 'f16' }`, which needs `shader-f16` on WebGPU).
  *
  * @example
  * ```ts
@@ -82,11 +94,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  * console.log(await y.toArray()); // Float32Array [0.8485, 2.2627, 0, 2.8284]
  * ```
  */
-export function rmsnorm<S extends Shape, W extends Shape>(
+export function rmsnorm<S extends Shape, W extends Shape, O extends OutDType = 'f32'>(
   x: Tensor<S>,
   weight: Tensor<W> & RmsnormCheck<S, W>,
   eps = 1e-5,
-): Tensor<S, 'f32'> {
+  options: OutOptions<O> = {},
+): Tensor<S, O> {
   const d = x.shape[x.shape.length - 1];
   checkShape(
     d !== undefined && weight.shape.length === 1 && weight.shape[0] === d,
@@ -95,14 +108,15 @@ export function rmsnorm<S extends Shape, W extends Shape>(
   );
   checkFloat('rmsnorm', x, weight);
   const device = deviceOf('rmsnorm', x, weight);
-  if (!isGpu(device)) return tensor(rmsnormReference(cpuFloats(x), cpuFloats(weight), eps), x.shape);
-  const out = empty(x.shape, 'f32', device);
+  const o = outDtype('rmsnorm', device, options);
+  if (!isGpu(device)) return cpuResult(rmsnormReference(cpuFloats(x), cpuFloats(weight), eps), x.shape, o);
+  const out = empty(x.shape, o, device);
   const rows = d === 0 ? 0 : x.numel / d;
   const workgroup = d >= 8192 ? 256 : 64; // lavapipe measured ~3x slower at 256 for D = 2048 (barrier cost)
   device.dispatch({
     op: 'rmsnorm',
-    key: `rmsnorm:${workgroup}:${x.dtype}:${weight.dtype}`,
-    wgsl: () => kernel(workgroup, x.dtype, weight.dtype),
+    key: `rmsnorm:${workgroup}:${x.dtype}:${weight.dtype}:${o}`,
+    wgsl: () => kernel(workgroup, x.dtype, weight.dtype, o),
     buffers: [bind('rmsnorm', x), bind('rmsnorm', weight), bind('rmsnorm', out)],
     uniforms: new Params().u32(rows).u32(d).f32(eps).data(),
     workgroups: grid(rows, device.caps.maxWorkgroupsPerDimension),

@@ -8,16 +8,27 @@
  * Only the half-split layout (HF checkpoints; Meta's are permuted into it at load) is fused here.
  * @module
  */
-import { checkShape, cpuData, cpuFloats, empty, formatShape, type Tensor, tensor } from '@proj/core';
-import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
-import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
+import { checkShape, cpuData, cpuFloats, empty, formatShape, type Tensor } from '@proj/core';
+import {
+  bind,
+  checkFloat,
+  cpuResult,
+  deviceOf,
+  grid,
+  isGpu,
+  type OutDType,
+  type OutOptions,
+  outDtype,
+  Params,
+} from '../op.js';
+import { declare, declareOut, enableF16, LINEAR_WORKGROUP, loader, params, stored } from '../wgsl.js';
 import type { KvCache } from './kv-cache.js';
 import { type RopeTables, ropeReference } from './rope.js';
 
 const WORKGROUP = 256;
 
-/** Options of {@link ropeQkv}. */
-export interface RopeQkvOptions {
+/** Options of {@link ropeQkv}; `out` is q's dtype (the cache keeps its own dtype, f32). */
+export interface RopeQkvOptions<O extends OutDType = 'f32'> extends OutOptions<O> {
   /** Query heads (the first `heads * Dh` columns of `qkv`); the cache says the kv heads and Dh. */
   heads: number;
 }
@@ -51,12 +62,12 @@ export function ropeQkvReference(
   };
 }
 
-function kernel(dtype: Tensor['dtype']): string {
-  return `
+function kernel(dtype: Tensor['dtype'], o: OutDType): string {
+  return `${enableF16(o)}
 ${declare(0, 'qkv', dtype)}
 ${declare(1, 'cosT', 'f32')}
 ${declare(2, 'sinT', 'f32')}
-${declare(3, 'q', 'f32', 'read_write')}
+${declareOut(3, 'q', o)}
 ${declare(4, 'cacheK', 'f32', 'read_write')}
 ${declare(5, 'cacheV', 'f32', 'read_write')}
 ${params(6, { n: 'u32', heads: 'u32', kvHeads: 'u32', headDim: 'u32', start: 'u32' })}
@@ -84,7 +95,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     if (d < half) { y = x * cs - qkv_at(e + half) * sn; } else { y = x * cs + qkv_at(e - half) * sn; }
   }
   if (head < p.heads) {
-    q[(s * p.heads + head) * p.headDim + d] = y;
+    q[(s * p.heads + head) * p.headDim + d] = ${stored(o, 'y')};
   } else if (head < p.heads + p.kvHeads) {
     cacheK[(pos * p.kvHeads + head - p.heads) * p.headDim + d] = y;
   } else {
@@ -95,7 +106,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 
 /**
  * Splits the fused projection `qkv [S, (heads + 2 kvHeads) Dh]` into q, k and v, rotates q and k by their
- * positions (`cache.length + s`), appends k and v to `cache`, and returns q `[S, heads, Dh]`.
+ * positions (`cache.length + s`), appends k and v to `cache`, and returns q `[S, heads, Dh]` (f32, or f16
+ * with `out: 'f16'`, which needs `shader-f16` on WebGPU; k and v go to the cache in f32 either way).
  *
  * @example
  * ```ts
@@ -107,12 +119,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
  * console.log(q.shape, cache.length); // [3, 2, 4] 3
  * ```
  */
-export function ropeQkv(
+export function ropeQkv<O extends OutDType = 'f32'>(
   qkv: Tensor,
   tables: RopeTables,
   cache: KvCache,
-  options: RopeQkvOptions,
-): Tensor<readonly [number, number, number], 'f32'> {
+  options: RopeQkvOptions<O>,
+): Tensor<readonly [number, number, number], O> {
   const op = 'ropeQkv';
   const { heads } = options;
   const { kvHeads, headDim } = cache;
@@ -142,19 +154,20 @@ export function ropeQkv(
   );
   checkFloat(op, qkv);
   const device = deviceOf(op, qkv, tables.cos, cache.k);
+  const o = outDtype(op, device, options);
   const start = cache.reserve(seq);
   if (!isGpu(device)) {
     const dims = { seq, heads, kvHeads, headDim };
     const r = ropeQkvReference(cpuFloats(qkv), dims, cpuFloats(tables.cos), cpuFloats(tables.sin), start);
     cpuData(cache.k).set(r.k, start * kvHeads * headDim);
     cpuData(cache.v).set(r.v, start * kvHeads * headDim);
-    return tensor(r.q, [seq, heads, headDim] as const);
+    return cpuResult(r.q, [seq, heads, headDim] as const, o);
   }
-  const q = empty([seq, heads, headDim] as const, 'f32', device);
+  const q = empty([seq, heads, headDim] as const, o, device);
   device.dispatch({
     op,
-    key: `${op}:${qkv.dtype}`,
-    wgsl: () => kernel(qkv.dtype),
+    key: `${op}:${qkv.dtype}:${o}`,
+    wgsl: () => kernel(qkv.dtype, o),
     buffers: [
       bind(op, qkv),
       bind(op, tables.cos),

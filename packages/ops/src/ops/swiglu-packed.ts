@@ -1,21 +1,23 @@
 /**
  * SwiGLU on a fused gate/up projection: `x [..., 2F]` holds `gate` in its first F columns and `up` in the
  * last F, as produced by one matmul with the gate and up weights stacked; the result is
- * `silu(gate) * up`, `[..., F]`. Saves a matmul dispatch and a pass over the activations per layer.
+ * `silu(gate) * up`, `[..., F]` (f32, or f16 with `{ out: 'f16' }`, computed in f32). Saves a matmul dispatch and a pass over the activations per layer.
  * @module
  */
+import { checkShape, cpuFloats, empty, formatShape, type Init, type Shape, type Tensor } from '@proj/core';
 import {
-  checkShape,
-  cpuFloats,
-  empty,
-  formatShape,
-  type Init,
-  type Shape,
-  type Tensor,
-  tensor,
-} from '@proj/core';
-import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
-import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
+  bind,
+  checkFloat,
+  cpuResult,
+  deviceOf,
+  grid,
+  isGpu,
+  type OutDType,
+  type OutOptions,
+  outDtype,
+  Params,
+} from '../op.js';
+import { declare, declareOut, enableF16, LINEAR_WORKGROUP, loader, params, stored } from '../wgsl.js';
 import { activationReference } from './activations.js';
 
 const WORKGROUP = 256;
@@ -33,7 +35,8 @@ export function swigluPackedReference(x: Float32Array, f: number): Float32Array 
 }
 
 /**
- * `silu(x[..., :F]) * x[..., F:]` for `x [..., 2F]`, giving `[..., F]`.
+ * `silu(x[..., :F]) * x[..., F:]` for `x [..., 2F]`, giving `[..., F]`; `{ out: 'f16' }` writes f16 (needs
+ * `shader-f16` on WebGPU).
  *
  * @example
  * ```ts
@@ -43,7 +46,10 @@ export function swigluPackedReference(x: Float32Array, f: number): Float32Array 
  * console.log(h.shape); // [1, 2]
  * ```
  */
-export function swigluPacked<S extends Shape>(x: Tensor<S>): Tensor<readonly [...Init<S>, number], 'f32'> {
+export function swigluPacked<S extends Shape, O extends OutDType = 'f32'>(
+  x: Tensor<S>,
+  options: OutOptions<O> = {},
+): Tensor<readonly [...Init<S>, number], O> {
   const op = 'swigluPacked';
   const last = x.shape[x.rank - 1] ?? 0;
   checkShape(
@@ -55,14 +61,15 @@ export function swigluPacked<S extends Shape>(x: Tensor<S>): Tensor<readonly [..
   const f = last / 2;
   const shape = [...x.shape.slice(0, -1), f] as unknown as readonly [...Init<S>, number];
   const device = deviceOf(op, x);
-  if (!isGpu(device)) return tensor(swigluPackedReference(cpuFloats(x), f), shape);
-  const out = empty(shape, 'f32', device);
+  const o = outDtype(op, device, options);
+  if (!isGpu(device)) return cpuResult(swigluPackedReference(cpuFloats(x), f), shape, o);
+  const out = empty(shape, o, device);
   device.dispatch({
     op,
-    key: `${op}:${x.dtype}`,
-    wgsl: () => `
+    key: `${op}:${x.dtype}:${o}`,
+    wgsl: () => `${enableF16(o)}
 ${declare(0, 'x', x.dtype)}
-${declare(1, 'out', 'f32', 'read_write')}
+${declareOut(1, 'out', o)}
 ${params(2, { n: 'u32', f: 'u32' })}
 ${loader('x', x.dtype)}
 fn sigmoid(v: f32) -> f32 { let e = exp(-abs(v)); return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0); }
@@ -74,7 +81,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let row = i / p.f;
   let col = i % p.f;
   let g = x_at(2u * row * p.f + col);
-  out[i] = g * sigmoid(g) * x_at(2u * row * p.f + p.f + col);
+  out[i] = ${stored(o, 'g * sigmoid(g) * x_at(2u * row * p.f + p.f + col)')};
 }`,
     buffers: [bind(op, x), bind(op, out)],
     uniforms: new Params().u32(out.numel).u32(f).data(),
