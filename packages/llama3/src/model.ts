@@ -190,17 +190,19 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
     const qkv = linear(h, w.wqkv, out); // [S, D] @ [(Hq + 2 Hkv) Dh, D]^T -> [S, (Hq + 2 Hkv) Dh]
     const q = ropeQkv(qkv, this.#rope, kv, { heads: Hq, ...out }); // [S, Hq, Dh]; rotated k and v -> cache rows [start, start + S)
     const a = attention(q, kv.k, kv.v, { offset: start, length: kv.length, ...out }); // [S, Hq, Dh]
+    if (trace) {
+      const k = narrow(kv.k, 0, start, S); // [S, Hkv, Dh], as stored in the cache
+      const v = narrow(kv.v, 0, start, S);
+      for (const [name, t] of Object.entries({ attn_norm_out: h, q_rope: q, k_rope: k, v }))
+        emit(trace, `layer0.${name}`, t);
+    }
     const r = residual(x, a.reshape([S, Hq * Dh]), w.wo, trace && 'layer0.attn_out'); // x + a @ wo^T: [S, D]
 
     // Feed-forward: down(silu(gate(n)) * up(n)), with gate and up as one matmul.
     const n = rmsnorm(r, w.ffnNorm, eps, out); // [S, D]
     const g = swigluPacked(linear(n, w.wGateUp, out), out); // [S, D] -> [S, 2F] -> [S, F]
-    if (trace) {
-      const k = narrow(kv.k, 0, start, S); // [S, Hkv, Dh], as stored in the cache
-      const v = narrow(kv.v, 0, start, S);
-      const named = { attn_norm_out: h, q_rope: q, k_rope: k, v, attn_residual: r, ffn_norm_out: n };
-      for (const [name, t] of Object.entries(named)) emit(trace, `layer0.${name}`, t);
-    }
+    emit(trace, 'layer0.attn_residual', r);
+    emit(trace, 'layer0.ffn_norm_out', n);
     return residual(r, g, w.wDown, trace && 'layer0.ffn_out'); // r + g @ w_down^T: [S, D]
 
     /**
