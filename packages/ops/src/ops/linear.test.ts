@@ -168,6 +168,47 @@ describe('linear on WebGPU matches the f64 reference', () => {
     expectClose(await y.toArray(), expected, { ...tolerance(k, 0.6), what: 'lm_head' });
     for (const t of [gx, gw, y]) t.dispose();
   });
+
+  describe('linearAccumulate: acc += x @ W^T in place', () => {
+    it('adds to the accumulator on the CPU and checks its shape', async () => {
+      const acc = tensor([10, 20, 30, 40], [2, 2]);
+      linearAccumulate(acc, tensor([1, 2, 3, 4], [2, 2]), tensor([1, 0, 0, 1], [2, 2]));
+      expect([...(await acc.toArray())]).toEqual([11, 22, 33, 44]);
+      const wrong = tensor([0, 0, 0], [1, 3]) as Tensor;
+      expect(() => linearWith(tensor([1, 2], [1, 2]), tensor([1, 0, 0, 1], [2, 2]), {}, wrong)).toThrow(
+        'linearAccumulate: acc [1, 3] f32 must be f32 [1, 2]',
+      );
+    });
+
+    // GEMV rows (1, 3), the GEMM path (17 rows), and bindings split into row blocks (the small device).
+    for (const [m, n, k] of [
+      [1, 33, 64],
+      [3, 130, 72],
+      [17, 65, 40],
+    ] as const) {
+      it(`[${m}, ${k}] @ [${n}, ${k}]^T added to a random accumulator, whole and split bindings`, async ({
+        skip,
+      }) => {
+        if (!gpu || !small) return skip('no WebGPU adapter');
+        const x = randn([m, k], { seed: m });
+        const w = randn([n, k], { seed: n, dtype: 'bf16' });
+        const acc0 = randn([m, n], { seed: 3 });
+        const product = linearReference(cpuFloats(x), cpuFloats(w), m, n, k);
+        const expected = cpuFloats(acc0).map((v, i) => v + product[i]!);
+        for (const device of [gpu, small]) {
+          const acc = await acc0.to(device);
+          linearAccumulate(acc, await x.to(device), await w.to(device));
+          // As linear's own tests: f32 sums of k products (|x w| ~ 1/sqrt(k)..1) against an f64 reference,
+          // plus one f32 add: within a few ulps of the magnitudes involved.
+          expectClose(await acc.toArray(), expected, {
+            atol: 1e-5,
+            rtol: 1e-5,
+            what: `acc on ${device.description}`,
+          });
+        }
+      });
+    }
+  });
 });
 
 /**
@@ -190,55 +231,3 @@ function tiledBf16(n: number, k: number): Tensor<[number, number], 'bf16'> {
   }
   return fromArray(data, [n, k], { dtype: 'bf16' });
 }
-
-describe('linearAccumulate: acc += x @ W^T in place', () => {
-  let gpu: WebGpuDevice | undefined;
-  let small: WebGpuDevice | undefined;
-  beforeAll(async () => {
-    gpu = await testDevice();
-    small = await testDevice({ maxStorageBindingSize: 1024 });
-  });
-  afterAll(() => {
-    gpu?.destroy();
-    small?.destroy();
-  });
-
-  it('adds to the accumulator on the CPU and checks its shape', async () => {
-    const acc = tensor([10, 20, 30, 40], [2, 2]);
-    linearAccumulate(acc, tensor([1, 2, 3, 4], [2, 2]), tensor([1, 0, 0, 1], [2, 2]));
-    expect([...(await acc.toArray())]).toEqual([11, 22, 33, 44]);
-    const wrong = tensor([0, 0, 0], [1, 3]) as Tensor;
-    expect(() => linearWith(tensor([1, 2], [1, 2]), tensor([1, 0, 0, 1], [2, 2]), {}, wrong)).toThrow(
-      'linearAccumulate: acc [1, 3] f32 must be f32 [1, 2]',
-    );
-  });
-
-  // GEMV rows (1, 3), the GEMM path (17 rows), and bindings split into row blocks (the small device).
-  for (const [m, n, k] of [
-    [1, 33, 64],
-    [3, 130, 72],
-    [17, 65, 40],
-  ] as const) {
-    it(`[${m}, ${k}] @ [${n}, ${k}]^T added to a random accumulator, whole and split bindings`, async ({
-      skip,
-    }) => {
-      if (!gpu || !small) return skip('no WebGPU adapter');
-      const x = randn([m, k], { seed: m });
-      const w = randn([n, k], { seed: n, dtype: 'bf16' });
-      const acc0 = randn([m, n], { seed: 3 });
-      const product = linearReference(cpuFloats(x), cpuFloats(w), m, n, k);
-      const expected = cpuFloats(acc0).map((v, i) => v + product[i]!);
-      for (const device of [gpu, small]) {
-        const acc = await acc0.to(device);
-        linearAccumulate(acc, await x.to(device), await w.to(device));
-        // As linear's own tests: f32 sums of k products (|x w| ~ 1/sqrt(k)..1) against an f64 reference,
-        // plus one f32 add: within a few ulps of the magnitudes involved.
-        expectClose(await acc.toArray(), expected, {
-          atol: 1e-5,
-          rtol: 1e-5,
-          what: `acc on ${device.description}`,
-        });
-      }
-    });
-  }
-});
