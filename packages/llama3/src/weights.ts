@@ -3,6 +3,7 @@
  * @module
  */
 import { type Device, DTYPE_BYTES, type DType, empty, type Storage, type Tensor } from '@proj/core';
+import { prepareLinearWeight } from '@proj/ops';
 import type { LlamaConfig } from './config.js';
 
 /**
@@ -190,18 +191,35 @@ export class WeightAssembler {
     this.device.write(storage, byteOffset, bytes);
   }
 
-  /** The weights, once every tensor was added (throws naming what is missing). */
+  /**
+   * The weights, once every tensor was added (throws naming what is missing). The matmul weights (and the
+   * output head, which may be the embedding) are laid out as `linear` reads them fastest on the device
+   * (`prepareLinearWeight`: packed on software drivers, as loaded elsewhere). Call it once.
+   */
   weights(): LlamaWeights {
     const roles: (keyof LayerWeights)[] = ['attentionNorm', 'wqkv', 'wo', 'ffnNorm', 'wGateUp', 'wDown'];
     for (const [i, layer] of this.#layers.entries()) {
       for (const role of roles) if (!layer[role]) throw new Error(`weights: layer ${i} has no ${role}`);
     }
-    if (!this.#model.embedding || !this.#model.norm) throw new Error('weights: no embedding or final norm');
+    const { embedding, norm, output } = this.#model;
+    if (!embedding || !norm) throw new Error('weights: no embedding or final norm');
+    const prepare = (t: Tensor) => {
+      const prepared = prepareLinearWeight(t);
+      if (prepared !== t) this.#created.push(prepared);
+      return prepared;
+    };
+    const head = prepare(output ?? embedding);
     return {
-      embedding: this.#model.embedding,
-      layers: this.#layers as LayerWeights[],
-      norm: this.#model.norm,
-      output: this.#model.output ?? this.#model.embedding,
+      embedding: output ? embedding : head,
+      layers: (this.#layers as LayerWeights[]).map((layer) => ({
+        ...layer,
+        wqkv: prepare(layer.wqkv),
+        wo: prepare(layer.wo),
+        wGateUp: prepare(layer.wGateUp),
+        wDown: prepare(layer.wDown),
+      })),
+      norm,
+      output: head,
     };
   }
 

@@ -17,6 +17,7 @@ import { createWebGpuDevice, type WebGpuDevice } from '../src/gpu/device.js';
 import { gemmVariant, gemvMaxRows, gemvVariant, NAIVE_GEMM } from '../src/gpu/variants.js';
 import { grid } from '../src/op.js';
 import { linearWith } from '../src/ops/linear.js';
+import { packingOf, prepareLinearWeight } from '../src/ops/pack.js';
 import { medianMs, probeReadBandwidth } from './probe.js';
 
 const MiB = 1024 * 1024;
@@ -99,7 +100,11 @@ async function gemvResults(device: WebGpuDevice, quick: boolean, probe: number):
     // Several distinct weights per repetition, 64 MiB or more in all: as in a decode step, the weights
     // come from memory, not from a cache that one small matrix read twice would fit in.
     const copies = Math.min(32, Math.max(1, Math.ceil((64 * MiB) / bytes)));
-    const ws = Array.from({ length: copies }, () => randomTensor(device, [n, k], 'bf16'));
+    // Laid out as a model loads them (packed on software drivers: see gpu/packing.ts).
+    const ws = Array.from({ length: copies }, () =>
+      prepareLinearWeight(randomTensor(device, [n, k], 'bf16')),
+    );
+    const layout = packingOf(ws[0]!) ? 'packed' : 'row-major';
     const x = randomTensor(device, [1, k], 'f32');
     const run = () => {
       for (const w of ws) linearWith(x, w, {}).dispose();
@@ -112,7 +117,7 @@ async function gemvResults(device: WebGpuDevice, quick: boolean, probe: number):
       unit: 'GB/s',
       baseline: probe,
       ratio: gbs / probe,
-      info: `M = 1, bf16 W [${n}, ${k}], ${ms.toFixed(3)} ms; variant ${JSON.stringify(variant)}; baseline: the read probe`,
+      info: `M = 1, bf16 W [${n}, ${k}] ${layout}, ${ms.toFixed(3)} ms; variant ${JSON.stringify(variant)}; baseline: the read probe`,
     });
     for (const t of [x, ...ws]) t.dispose();
   }
@@ -124,11 +129,13 @@ async function gemmResults(device: WebGpuDevice, quick: boolean): Promise<BenchR
   for (const [m, n, k] of GEMM_SHAPES) {
     const variant = gemmVariant(device.caps, m);
     if (quick && (m > 128 || n > 2048)) continue;
-    const w = randomTensor(device, [n, k], 'bf16');
+    const w = randomTensor(device, [n, k], 'bf16'); // row-major, for the naive kernel
+    const prepared = prepareLinearWeight(randomTensor(device, [n, k], 'bf16')); // the same values
+    const layout = packingOf(prepared) ? 'packed' : 'row-major';
     const x = randomTensor(device, [m, k], 'f32');
     const reps = quick ? 2 : 3;
     const flops = 2 * m * n * k;
-    const ms = await perOpMs(device, 1, () => linearWith(x, w, {}).dispose(), reps);
+    const ms = await perOpMs(device, 1, () => linearWith(x, prepared, {}).dispose(), reps);
     const naiveMs = await perOpMs(device, 1, () => linearWith(x, w, { gemm: NAIVE_GEMM }).dispose(), reps);
     const gflops = flops / ms / 1e6;
     const naive = flops / naiveMs / 1e6;
@@ -138,9 +145,10 @@ async function gemmResults(device: WebGpuDevice, quick: boolean): Promise<BenchR
       unit: 'GFLOPS',
       baseline: naive,
       ratio: gflops / naive,
-      info: `x [${m}, ${k}] f32 @ bf16 W [${n}, ${k}]^T, ${ms.toFixed(1)} ms; variant ${JSON.stringify(variant)}; baseline: one output per invocation`,
+      info: `x [${m}, ${k}] f32 @ bf16 W [${n}, ${k}]^T ${layout}, ${ms.toFixed(1)} ms; variant ${JSON.stringify(variant)}; baseline: one output per invocation`,
     });
     w.dispose();
+    prepared.dispose();
     x.dispose();
   }
   return results;

@@ -30,8 +30,22 @@ export function isGpu(device: Device): device is WebGpuDevice {
   return device instanceof WebGpuDevice;
 }
 
+/**
+ * Throws naming the op when `t` holds a packed weight (`gpu/packing.ts`), which only `linear`, `embedding`
+ * and the layout ops read.
+ */
+export function checkRowMajor(op: string, t: Tensor): void {
+  if ((t.storage as GpuStorage).packing) {
+    throw new GpuOpError(
+      op,
+      `${t} is a weight packed for linear (prepareLinearWeight); this op reads row-major tensors: unpackLinearWeight() gives one`,
+    );
+  }
+}
+
 /** Binds a whole tensor; throws naming the op when it is larger than one binding may be. */
 export function bind(op: string, t: Tensor): BufferBinding {
+  checkRowMajor(op, t);
   const storage = t.storage as GpuStorage;
   const max = storage.device.caps.maxStorageBindingSize;
   if (storage.byteLength > max) {

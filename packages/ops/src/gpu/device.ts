@@ -9,6 +9,7 @@ import type { Device, Storage } from '@proj/core';
 import { acquireGpu, NoAdapterError } from './acquire.js';
 import { describeAdapter, type GpuCaps, readCaps } from './caps.js';
 import { DeviceLostError, GpuOpError } from './errors.js';
+import { packedBytes, type RowPacking, unpackRowsReference } from './packing.js';
 import { BufferPool, sizeClass } from './pool.js';
 import { BufferUsage, MAP_READ } from './usage.js';
 
@@ -72,6 +73,11 @@ export class GpuStorage implements Storage {
     readonly device: WebGpuDevice,
     readonly buffer: GPUBuffer,
     readonly byteLength: number,
+    /**
+     * Set when the bytes are a weight in the lane-interleaved layout of `gpu/packing.ts` (the buffer then
+     * holds whole row groups, more than `byteLength`): only `linear`, `embedding` and the layout ops read it.
+     */
+    readonly packing?: RowPacking,
   ) {}
   /** Returns the buffer to the device's pool (after the work queued so far). */
   free(): void {
@@ -166,6 +172,12 @@ export class WebGpuDevice implements Device {
     return new GpuStorage(this, this.#pool.acquire(byteLength), byteLength);
   }
 
+  /** @internal Storage for a packed weight (see `gpu/packing.ts`); `byteLength` is the logical size. */
+  allocPacked(packing: RowPacking): GpuStorage {
+    const buffer = this.#pool.acquire(packedBytes(packing));
+    return new GpuStorage(this, buffer, packing.rows * packing.rowBytes, packing);
+  }
+
   /** Storage holding a copy of `bytes`. */
   upload(bytes: Uint8Array): GpuStorage {
     const storage = this.alloc(bytes.byteLength);
@@ -177,6 +189,8 @@ export class WebGpuDevice implements Device {
   write(storage: Storage, byteOffset: number, bytes: Uint8Array): void {
     const target = storage as GpuStorage;
     this.#checkAlive('write');
+    if (target.packing)
+      throw new GpuOpError('write', 'the tensor holds a packed weight; write it before packing');
     if (byteOffset % 4 !== 0 || byteOffset < 0 || byteOffset + bytes.byteLength > target.byteLength) {
       throw new GpuOpError(
         'write',
@@ -200,10 +214,14 @@ export class WebGpuDevice implements Device {
     else this.#pool.release(buffer);
   }
 
-  /** The bytes of `storage`, after all work queued so far. */
+  /** The bytes of `storage` (row-major, also for a packed weight), after all work queued so far. */
   async read(storage: Storage): Promise<Uint8Array> {
     const src = storage as GpuStorage;
     this.#checkAlive('read');
+    if (src.packing) {
+      const whole = new GpuStorage(this, src.buffer, packedBytes(src.packing));
+      return unpackRowsReference(await this.read(whole), src.packing);
+    }
     const size = Math.ceil(src.byteLength / 4) * 4;
     const staging = this.#acquireStaging(size);
     try {

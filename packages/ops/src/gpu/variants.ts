@@ -53,6 +53,22 @@ export interface GemmVariant {
   shareX?: boolean;
 }
 
+/**
+ * The lanes and rows per lane of the software GEMM kernel ({@link gemmVariant}): it reads weights fastest
+ * in the packed layout of `gpu/packing.ts` with these same numbers.
+ */
+export const SOFTWARE_LANES = { lanes: 8, rowsPerLane: 4 } as const;
+
+/**
+ * The layout `prepareLinearWeight` gives weights on this adapter: packed for software drivers with
+ * subgroups (their linear kernel reads packed weights at 0.8-0.9 of the read probe on lavapipe, row-major
+ * ones at about 0.5, because each lane reads its own rows: `gpu/packing.ts`); row-major (undefined) on
+ * GPUs, whose kernels read along the rows.
+ */
+export function weightPacking(caps: GpuCaps): typeof SOFTWARE_LANES | undefined {
+  return caps.software && caps.subgroups ? SOFTWARE_LANES : undefined;
+}
+
 /** The most rows of x for which `linear` is a decode (every weight read once for all the rows). */
 export const DECODE_ROWS = 8;
 
@@ -87,14 +103,15 @@ export function gemvVariant(caps: GpuCaps): GemvVariant {
  *
  * Software: register blocks of `tileM x 4` outputs per invocation, 8 lanes along the output columns, x
  * shared through the subgroup, no shared memory and no barriers; `tileM` is `m` itself for decode (so W is
- * read once) and 8 for prefill. Measured on lavapipe for 128 x 2048 x 2048 (bf16 W): 31 GFLOPS, against
- * 13 for the same blocks loading x per lane, 6 for one output per invocation, and 3 for the shared-memory
- * tiled kernel. Real GPUs: 64 x 64 output tiles staged through shared memory, 4 x 4 outputs per invocation.
+ * read once) and 8 for prefill. Measured on lavapipe for 128 x 2048 x 2048 (bf16 W, row-major): 31
+ * GFLOPS, against 13 for the same blocks loading x per lane, 6 for one output per invocation, and 3 for the
+ * shared-memory tiled kernel; weights packed for it ({@link weightPacking}) read faster still. Real GPUs: 64 x 64 output tiles staged through shared memory, 4 x 4 outputs per invocation.
  */
 export function gemmVariant(caps: GpuCaps, m = DECODE_ROWS + 1): GemmVariant {
   if (caps.software) {
     const tileM = Math.min(m, DECODE_ROWS);
-    return { kind: 'register', tileM, tileN: 4, groupN: 8, groupM: 1, shareX: caps.subgroups };
+    const { lanes, rowsPerLane } = SOFTWARE_LANES;
+    return { kind: 'register', tileM, tileN: rowsPerLane, groupN: lanes, groupM: 1, shareX: caps.subgroups };
   }
   return { kind: 'tiled', tileM: 4, tileN: 4, groupN: 16, groupM: 16 };
 }

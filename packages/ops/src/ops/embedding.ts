@@ -19,7 +19,9 @@ import {
   type Tensor,
   toFloat32,
 } from '@proj/core';
+import type { GpuStorage } from '../gpu/device.js';
 import { GpuOpError } from '../gpu/errors.js';
+import { groupRows, packedWordWgsl, type RowPacking } from '../gpu/packing.js';
 import {
   bind,
   bindRange,
@@ -97,13 +99,19 @@ export function embeddingRanges(
 // One invocation per output element; a dispatch writes the rows whose ids fall in its range. The first
 // dispatch also writes zeros for ids outside [0, V), so that no output row is left uninitialised.
 // NOTE: ids are compared as u32, so a negative i32 id wraps to a huge value and counts as out of range.
-function kernel(idType: DType, tableType: DType, o: OutDType): string {
+// A packed table (the tied output head on software drivers) is read through `packed_word`.
+function kernel(idType: DType, tableType: DType, o: OutDType, packing?: RowPacking): string {
+  const perWord = 16 / DTYPE_BYTES[tableType];
+  const element = packing
+    ? `packed_word(local, k / ${perWord}u, p.d / ${perWord}u) * ${perWord}u + k % ${perWord}u`
+    : 'local * p.d + k';
   return `${enableF16(o)}
 ${declare(0, 'ids', idType)}
 ${declare(1, 'table', tableType)}
 ${declareOut(2, 'out', o)}
 ${params(3, { n: 'u32', d: 'u32', first: 'u32', count: 'u32', vocab: 'u32', zero_invalid: 'u32' })}
 ${loader('table', tableType)}
+${packing ? packedWordWgsl(packing) : ''}
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
@@ -111,8 +119,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   if (i >= p.n) { return; }
   let id = u32(ids[i / p.d]);
   let local = id - p.first; // wraps for ids below the range
+  let k = i % p.d;
   if (local < p.count) {
-    out[i] = ${stored(o, 'table_at(local * p.d + i % p.d)')};
+    out[i] = ${stored(o, `table_at(${element})`)};
   } else if (p.zero_invalid == 1u && id >= p.vocab) {
     out[i] = ${stored(o, '0.0')};
   }
@@ -168,16 +177,26 @@ export function embedding<
   const out = empty(shape, o, device);
   const rowBytes = dim * DTYPE_BYTES[table.dtype];
   const { maxStorageBindingSize, storageOffsetAlignment, maxWorkgroupsPerDimension } = device.caps;
-  const ranges = embeddingRanges(vocab, rowBytes, maxStorageBindingSize, storageOffsetAlignment);
+  const packing = (table.storage as GpuStorage).packing;
+  // A packed table is bound in whole row groups (see gpu/packing.ts), padding included.
+  const G = packing ? groupRows(packing) : 1;
+  const ranges = embeddingRanges(
+    Math.ceil(vocab / G),
+    G * rowBytes,
+    maxStorageBindingSize,
+    storageOffsetAlignment,
+  ).map(({ first, count }) => ({ first: first * G, count: Math.min(count * G, vocab - first * G) }));
   const n = out.numel;
   for (const [k, { first, count }] of ranges.entries()) {
     device.dispatch({
       op: 'embedding',
-      key: `embedding:${ids.dtype}:${table.dtype}:${o}`,
-      wgsl: () => kernel(ids.dtype, table.dtype, o),
+      key: `embedding:${ids.dtype}:${table.dtype}:${o}:${packing ? `${packing.lanes}x${packing.rowsPerLane}` : ''}`,
+      wgsl: () => kernel(ids.dtype, table.dtype, o, packing),
       buffers: [
         bind('embedding', gpuIds),
-        ranges.length === 1 ? bind('embedding', table) : bindRange(table, first * rowBytes, count * rowBytes),
+        ranges.length === 1 && !packing
+          ? bind('embedding', table)
+          : bindRange(table, first * rowBytes, Math.ceil(count / G) * G * rowBytes),
         bind('embedding', out),
       ],
       uniforms: new Params()

@@ -33,6 +33,7 @@ import {
 } from '@proj/core';
 import { bind, deviceOf, grid, isGpu, Params } from '../op.js';
 import { LINEAR_WORKGROUP } from '../wgsl.js';
+import { packingOf, unpackLinearWeight } from './pack.js';
 
 const WORKGROUP = 256;
 
@@ -236,6 +237,13 @@ function move(op: string, src: Tensor, dst: Tensor, m: Move): void {
     for (let r = 0; r * m.width < values.length; r++) {
       out.set(values.subarray(r * m.width, (r + 1) * m.width), m.e0 + r * m.row);
     }
+    return;
+  }
+  if (packingOf(src)) {
+    // A weight packed for linear reads as the row-major tensor it stands for: unpack it first (a copy).
+    const rowMajor = unpackLinearWeight(src);
+    move(op, rowMajor, dst, m);
+    rowMajor.dispose();
     return;
   }
   const [shape, strides] = simplify(m.shape, m.strides);

@@ -227,9 +227,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
  * straight from memory, its lanes along N. `tiled`: 16 x 16 invocations share `[16 tileM, 16]` x and
  * `[16 tileN, 16]` W tiles in workgroup memory (W unpacked to f32 once, when staged).
  */
-export function gemmWgsl(v: GemmVariant, dtype: DType, vec: boolean): string {
+export function gemmWgsl(v: GemmVariant, dtype: DType, vec: boolean, packed = false): string {
+  if (packed && !v.shareX) throw new Error('packed weights are read by the shareX kernel only');
   if (v.kind === 'tiled') return tiledWgsl(v, dtype, vec);
-  return v.shareX ? sharedXWgsl(v, dtype, vec) : registerWgsl(v, dtype, vec);
+  return v.shareX ? sharedXWgsl(v, dtype, vec, packed) : registerWgsl(v, dtype, vec);
 }
 
 /** Whether {@link sharedXWgsl} can run this layout: vector chunks and K a multiple of 8. */
@@ -242,8 +243,11 @@ export function canShareX(dtype: DType, vec: boolean, k: number): boolean {
  * software drivers) need the same x values, so each lane loads one of every 8 and `subgroupBroadcast`
  * hands them to the others. Software drivers pay a scalar load per lane and word, so this cuts the x loads
  * 8-fold (3x faster prefill on lavapipe). Where subgroups are narrower than 8, every lane loads all 8.
+ *
+ * With `packed`, W is in the layout of `gpu/packing.ts` with 8 lanes and `tileN` rows per lane: a
+ * workgroup's rows are one group, and the words its lanes load together are adjacent.
  */
-function sharedXWgsl(v: GemmVariant, dtype: DType, vec: boolean): string {
+function sharedXWgsl(v: GemmVariant, dtype: DType, vec: boolean, packed: boolean): string {
   const L = chunkLayout(dtype, vec);
   const { tileM: TM, tileN: TN } = v;
   if (v.groupN !== 8 || v.groupM !== 1 || L.chunk === 1)
@@ -275,8 +279,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   // and do not write it.
   let n0 = ((wg % p.gx) * 8u + lid) * ${TN}u;
   let share = sgs >= 8u;
+  // Chunk c of this lane's row j is at row_j + c * stride (rows past N: clamped, or zero padding if packed).
   ${range(TN)
-    .map((j) => `let row${j} = p.wb + min(n0 + ${j}u, p.n - 1u) * p.kc;`)
+    .map((j) =>
+      packed
+        ? `let row_${j} = p.wb + (wg % p.gx) * p.kc * ${8 * TN}u + ${j * 8}u + lid;`
+        : `let row_${j} = p.wb + min(n0 + ${j}u, p.n - 1u) * p.kc;`,
+    )
     .join('\n  ')}
   ${range(TM)
     .map((i) => `let xr${i} = p.xb + min(m0 + ${i}u, p.m - 1u) * p.kc * ${L.xPerChunk}u;`)
@@ -305,7 +314,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     ${range(TN)
       .map(
         (j) => `${range(perBlock)
-          .map((t) => L.loadW(`${j}_${t}`, `row${j} + b + ${t}u`))
+          .map((t) => L.loadW(`${j}_${t}`, `row_${j} + (b + ${t}u) * ${packed ? 8 * TN : 1}u`))
           .join('\n    ')}
     ${range(TM)
       .map((i) => `acc${i}_${j} += ${product(i, j)};`)

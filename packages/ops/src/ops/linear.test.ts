@@ -4,6 +4,7 @@ import type { WebGpuDevice } from '../gpu/device.js';
 import { type GemmVariant, type GemvVariant, NAIVE_GEMM } from '../gpu/variants.js';
 import { expectClose, testDevice } from '../testing.js';
 import { type LinearVariants, linear, linearAccumulate, linearReference, linearWith } from './linear.js';
+import { packingOf, packLinearWeight } from './pack.js';
 
 /**
  * Tolerance against the f64 reference for a sum of K products of typical size `rms`. Summing in f32, each
@@ -22,16 +23,18 @@ async function check(
   n: number,
   k: number,
   dtype: 'f32' | 'f16' | 'bf16',
-  v: LinearVariants = {},
+  v: LinearVariants | 'packed' = {},
 ) {
   const x = randn([m, k], { seed: m * 1000 + k });
   const w = randn([n, k], { seed: n * 7 + k, dtype });
-  const [gx, gw] = await Promise.all([x.to(gpu), w.to(gpu)]);
-  const y = linearWith(gx, gw, v);
+  const [gx, rowMajor] = await Promise.all([x.to(gpu), w.to(gpu)]);
+  const gw = v === 'packed' ? packLinearWeight(rowMajor) : rowMajor;
+  if (v === 'packed') expect(packingOf(gw)).toBeDefined();
+  const y = linearWith(gx, gw, v === 'packed' ? {} : v);
   expect(y.shape).toEqual([m, n]);
   const expected = linearReference(cpuFloats(x), cpuFloats(w), m, n, k);
   expectClose(await y.toArray(), expected, { ...tolerance(k), what: `linear ${m}x${n}x${k} ${dtype}` });
-  for (const t of [gx, gw, y]) t.dispose();
+  for (const t of [gx, gw, rowMajor, y]) t.dispose();
 }
 
 describe('linear on the CPU', () => {
@@ -152,6 +155,29 @@ describe('linear on WebGPU matches the f64 reference', () => {
     }
   });
 
+  // The software kernel's layout (gpu/packing.ts), forced on any adapter: N around the 32-row group
+  // (1, 31, 32, 33, 100: padding rows), M across 8, K = 8 (one word per row in 16-bit), 24, 2056.
+  it('packed weights, every dtype, whole and split bindings', async ({ skip }) => {
+    if (!gpu || !small) return skip('no WebGPU adapter');
+    for (const [m, n, k] of [
+      [1, 1, 8],
+      [1, 33, 24],
+      [3, 31, 16],
+      [8, 32, 2056],
+      [9, 100, 24],
+      [33, 65, 8],
+    ] as const) {
+      for (const dtype of ['f32', 'bf16', 'f16'] as const) await check(gpu, m, n, k, dtype, 'packed');
+    }
+    // 1 KiB bindings hold 2 groups of 16-byte rows (bf16 K = 8), one of 32-byte rows (f32 K = 8).
+    for (const [m, n, k, dtype] of [
+      [1, 100, 8, 'bf16'],
+      [12, 70, 8, 'f32'],
+    ] as const) {
+      await check(small, m, n, k, dtype, 'packed');
+    }
+  });
+
   it('K = 8192 GEMV and an lm_head GEMV (128256 x 2048 bf16, 525 MB: over one 128 MiB binding)', async ({
     skip,
   }) => {
@@ -166,7 +192,11 @@ describe('linear on WebGPU matches the f64 reference', () => {
     const expected = linearReference(cpuFloats(x), cpuFloats(w), 1, n, k);
     // Weights are uniform in [-1, 1) (rms 1/sqrt(3)), x is N(0, 1): terms have rms 1/sqrt(3).
     expectClose(await y.toArray(), expected, { ...tolerance(k, 0.6), what: 'lm_head' });
-    for (const t of [gx, gw, y]) t.dispose();
+    // Packed, as software drivers hold it: 4 ranges of 1024 row groups on a 128 MiB binding limit.
+    const packed = packLinearWeight(gw);
+    const yp = linear(gx, packed);
+    expectClose(await yp.toArray(), expected, { ...tolerance(k, 0.6), what: 'packed lm_head' });
+    for (const t of [gx, gw, y, packed, yp]) t.dispose();
   });
 
   describe('linearAccumulate: acc += x @ W^T in place', () => {
@@ -195,15 +225,20 @@ describe('linear on WebGPU matches the f64 reference', () => {
         const acc0 = randn([m, n], { seed: 3 });
         const product = linearReference(cpuFloats(x), cpuFloats(w), m, n, k);
         const expected = cpuFloats(acc0).map((v, i) => v + product[i]!);
-        for (const device of [gpu, small]) {
+        for (const [device, pack] of [
+          [gpu, false],
+          [small, false],
+          [gpu, true],
+        ] as const) {
           const acc = await acc0.to(device);
-          linearAccumulate(acc, await x.to(device), await w.to(device));
+          const weight = await w.to(device);
+          linearAccumulate(acc, await x.to(device), pack ? packLinearWeight(weight) : weight);
           // As linear's own tests: f32 sums of k products (|x w| ~ 1/sqrt(k)..1) against an f64 reference,
           // plus one f32 add: within a few ulps of the magnitudes involved.
           expectClose(await acc.toArray(), expected, {
             atol: 1e-5,
             rtol: 1e-5,
-            what: `acc on ${device.description}`,
+            what: `acc on ${device.description}${pack ? ', packed W' : ''}`,
           });
         }
       });

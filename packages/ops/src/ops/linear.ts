@@ -28,9 +28,11 @@ import {
   type Tensor,
   tensor,
 } from '@proj/core';
-import type { BufferBinding, WebGpuDevice } from '../gpu/device.js';
+import type { BufferBinding, GpuStorage, WebGpuDevice } from '../gpu/device.js';
 import { GpuOpError } from '../gpu/errors.js';
+import { groupRows, type RowPacking } from '../gpu/packing.js';
 import {
+  DECODE_ROWS,
   type GemmVariant,
   type GemvVariant,
   gemmVariant,
@@ -40,6 +42,7 @@ import {
 import {
   bindRange,
   checkFloat,
+  checkRowMajor,
   cpuResult,
   deviceOf,
   grid,
@@ -164,6 +167,12 @@ export function linearWith(
     for (let i = 0; i < target.length; i++) target[i] = target[i]! + product[i]!;
     return into as Tensor<Shape, 'f32'>;
   }
+  checkRowMajor('linear', x);
+  if (into) checkRowMajor('linearAccumulate', into);
+  const packing = (w.storage as GpuStorage).packing;
+  if (packing && (variants.gemm || variants.gemv)) {
+    throw new Error('linear: a packed weight runs one kernel; variants apply to row-major weights');
+  }
   if (x.dtype !== 'f32') {
     const wide = cast(x, 'f32'); // the kernels read x as vec4<f32>
     const result = linearWith(wide, w, variants, into, options);
@@ -184,8 +193,9 @@ export function linearWith(
   const vec = k % 4 === 0 && (k * wBytes) % 16 === 0;
   const layout = chunkLayout(w.dtype, vec);
   const kc = k / layout.chunk;
-  // Row blocks that each fit one binding: of W (columns of out), and of x and out together.
-  const nBlock = rowsPerBinding(device, k * wBytes);
+  // Row blocks that each fit one binding: of W (columns of out), and of x and out together. Packed
+  // weights are bound in whole row groups, which start at aligned offsets (a group is 512 bytes or more).
+  const nBlock = packing ? groupsPerBinding(device, packing) : rowsPerBinding(device, k * wBytes);
   const mBlock = Math.min(rowsPerBinding(device, k * 4), rowsPerBinding(device, n * 4));
   for (let m0 = 0; m0 < m; m0 += mBlock) {
     const mc = Math.min(mBlock, m - m0);
@@ -193,9 +203,22 @@ export function linearWith(
     const os = span(out, m0 * n, mc * n, DTYPE_BYTES[o], caps.storageOffsetAlignment);
     for (let n0 = 0; n0 < n; n0 += nBlock) {
       const nc = Math.min(nBlock, n - n0);
-      const ws = span(w, n0 * k, nc * k, wBytes, caps.storageOffsetAlignment);
-      const gemv = mc <= gemvRows;
-      let v = gemv ? (variants.gemv ?? gemvVariant(caps)) : (variants.gemm ?? gemmVariant(caps, mc));
+      const ws = packing
+        ? {
+            binding: bindRange(
+              w,
+              n0 * k * wBytes,
+              Math.ceil(nc / groupRows(packing)) * groupRows(packing) * k * wBytes,
+            ),
+            base: 0,
+          }
+        : span(w, n0 * k, nc * k, wBytes, caps.storageOffsetAlignment);
+      const gemv = !packing && mc <= gemvRows;
+      let v = packing
+        ? packedVariant(packing, mc)
+        : gemv
+          ? (variants.gemv ?? gemvVariant(caps))
+          : (variants.gemm ?? gemmVariant(caps, mc));
       if (!gemv && (v as GemmVariant).shareX && !canShareX(w.dtype, vec, k)) v = { ...v, shareX: false };
       const [gx, count] = gemv
         ? [1, Math.ceil(nc / (v as GemvVariant).rows)]
@@ -214,11 +237,11 @@ export function linearWith(
       ]);
       device.dispatch({
         op: 'linear',
-        key: `linear:${gemv ? 'gemv' : 'gemm'}:${JSON.stringify(v)}:${gemv ? mc : ''}:${w.dtype}:${vec}:${o}`,
+        key: `linear:${gemv ? 'gemv' : packing ? 'packed' : 'gemm'}:${JSON.stringify(v)}:${gemv ? mc : ''}:${w.dtype}:${vec}:${o}`,
         wgsl: () => {
           const code = gemv
             ? gemvWgsl(v as GemvVariant, mc, w.dtype, vec)
-            : gemmWgsl(v as GemmVariant, w.dtype, vec);
+            : gemmWgsl(v as GemmVariant, w.dtype, vec, packing !== undefined);
           return o === 'f16' ? withF16Out(code) : code;
         },
         buffers: [xs.binding, ws.binding, os.binding],
@@ -228,6 +251,32 @@ export function linearWith(
     }
   }
   return out;
+}
+
+/** The kernel that reads packed weights: the shareX register kernel with the packing's lanes and rows. */
+function packedVariant(packing: RowPacking, m: number): GemmVariant {
+  const { lanes, rowsPerLane } = packing;
+  return {
+    kind: 'register',
+    tileM: Math.min(m, DECODE_ROWS),
+    tileN: rowsPerLane,
+    groupN: lanes,
+    groupM: 1,
+    shareX: true,
+  };
+}
+
+/** Rows of a packed weight per binding: as many whole groups as fit. */
+function groupsPerBinding(device: WebGpuDevice, packing: RowPacking): number {
+  const groupBytes = groupRows(packing) * packing.rowBytes;
+  const groups = Math.floor(device.caps.maxStorageBindingSize / groupBytes);
+  if (groups < 1) {
+    throw new GpuOpError(
+      'linear',
+      `one packed row group of ${groupBytes} bytes does not fit a binding (maxStorageBufferBindingSize = ${device.caps.maxStorageBindingSize})`,
+    );
+  }
+  return groups * groupRows(packing);
 }
 
 /** Workgroups of a GEMM dispatch: `[groups along N, total groups]`. */
