@@ -2,8 +2,8 @@
  * The model's parameters, by role, and the tensor names and shapes a checkpoint must provide for a config.
  * @module
  */
-import { type Device, DTYPE_BYTES, type DType, empty, type Storage, type Tensor } from '@proj/core';
-import { prepareLinearWeight } from '@proj/ops';
+import { type Device, type DType, empty, type Tensor } from '@proj/core';
+import { emptyLinearWeight, writeRows } from '@proj/ops';
 import type { LlamaConfig } from './config.js';
 
 /**
@@ -141,9 +141,11 @@ function stackedPlace(
 
 /**
  * Builds {@link LlamaWeights} on a device from checkpoint tensors that arrive one at a time, in whole or in
- * chunks: {@link WeightAssembler.place} says where a checkpoint tensor's bytes go (the stacked q/k/v and
- * gate/up weights are allocated once and filled part by part), so nothing is held on the host longer than
- * one chunk and nothing is copied twice on the device.
+ * chunks of rows: {@link WeightAssembler.place} says where a checkpoint tensor's rows go (the stacked
+ * q/k/v and gate/up weights are allocated once and filled part by part), so nothing is held on the host
+ * longer than one chunk and nothing is copied twice on the device. The matrices (and the embedding, which
+ * may be the output head) are allocated in the layout `linear` reads fastest on the device
+ * (`emptyLinearWeight`: packed on software drivers), and `writeRows` lays the rows out as they arrive.
  */
 export class WeightAssembler {
   readonly #model: Partial<Record<'embedding' | 'norm' | 'output', Tensor>> = {};
@@ -158,68 +160,49 @@ export class WeightAssembler {
     this.#layers = Array.from({ length: config.layers }, () => ({}));
   }
 
-  /** The storage that checkpoint tensor `slot` is written into, and the byte offset of its first element. */
-  place(slot: WeightSlot, dtype: DType): { storage: Storage; byteOffset: number } {
+  /** The weight that checkpoint tensor `slot` is written into, and the row where its first row goes. */
+  place(slot: WeightSlot, dtype: DType): { weight: Tensor; firstRow: number } {
     const alloc = (shape: readonly number[]) => {
-      const t = empty(shape, dtype, this.device);
+      const t =
+        shape.length === 2 ? emptyLinearWeight(shape, dtype, this.device) : empty(shape, dtype, this.device);
       this.#created.push(t);
       return t;
     };
     if (slot.layer < 0) {
-      const t = (this.#model[slot.role as 'embedding'] = alloc(slot.shape));
-      return { storage: t.storage, byteOffset: 0 };
+      return { weight: (this.#model[slot.role as 'embedding'] = alloc(slot.shape)), firstRow: 0 };
     }
     const layer = this.#layers[slot.layer]!;
     const stacked = stackedPlace(this.config, slot.role as CheckpointRole);
     if (!stacked) {
-      const t = (layer[slot.role as keyof LayerWeights] = alloc(slot.shape));
-      return { storage: t.storage, byteOffset: 0 };
+      return { weight: (layer[slot.role as keyof LayerWeights] = alloc(slot.shape)), firstRow: 0 };
     }
-    const cols = slot.shape[1]!;
-    const t = (layer[stacked.stacked] ??= alloc([stacked.rows, cols]));
+    const t = (layer[stacked.stacked] ??= alloc([stacked.rows, slot.shape[1]!]));
     if (t.dtype !== dtype) {
       throw new Error(
         `layer ${slot.layer}: ${slot.role} is ${dtype} but the other parts of ${stacked.stacked} are ${t.dtype}`,
       );
     }
-    return { storage: t.storage, byteOffset: stacked.row * cols * DTYPE_BYTES[dtype] };
+    return { weight: t, firstRow: stacked.row };
   }
 
   /** Adds a whole checkpoint tensor. */
   add(slot: WeightSlot, bytes: Uint8Array, dtype: DType): void {
-    const { storage, byteOffset } = this.place(slot, dtype);
-    this.device.write(storage, byteOffset, bytes);
+    const { weight, firstRow } = this.place(slot, dtype);
+    writeRows(weight, firstRow, bytes);
   }
 
-  /**
-   * The weights, once every tensor was added (throws naming what is missing). The matmul weights (and the
-   * output head, which may be the embedding) are laid out as `linear` reads them fastest on the device
-   * (`prepareLinearWeight`: packed on software drivers, as loaded elsewhere). Call it once.
-   */
+  /** The weights, once every tensor was added (throws naming what is missing). */
   weights(): LlamaWeights {
     const roles: (keyof LayerWeights)[] = ['attentionNorm', 'wqkv', 'wo', 'ffnNorm', 'wGateUp', 'wDown'];
     for (const [i, layer] of this.#layers.entries()) {
       for (const role of roles) if (!layer[role]) throw new Error(`weights: layer ${i} has no ${role}`);
     }
-    const { embedding, norm, output } = this.#model;
-    if (!embedding || !norm) throw new Error('weights: no embedding or final norm');
-    const prepare = (t: Tensor) => {
-      const prepared = prepareLinearWeight(t);
-      if (prepared !== t) this.#created.push(prepared);
-      return prepared;
-    };
-    const head = prepare(output ?? embedding);
+    if (!this.#model.embedding || !this.#model.norm) throw new Error('weights: no embedding or final norm');
     return {
-      embedding: output ? embedding : head,
-      layers: (this.#layers as LayerWeights[]).map((layer) => ({
-        ...layer,
-        wqkv: prepare(layer.wqkv),
-        wo: prepare(layer.wo),
-        wGateUp: prepare(layer.wGateUp),
-        wDown: prepare(layer.wDown),
-      })),
-      norm,
-      output: head,
+      embedding: this.#model.embedding,
+      layers: this.#layers as LayerWeights[],
+      norm: this.#model.norm,
+      output: this.#model.output ?? this.#model.embedding,
     };
   }
 

@@ -7,7 +7,8 @@
  *    kernel measured in the same run;
  * 4. `ops.dispatch.overhead_us`: the cost of one (empty) dispatch when many are batched in one submit.
  *
- * Times are wall clock around `device.sync()`, the median of several repetitions after a warm-up. Run it
+ * Times are wall clock around `device.sync()`, the median of several repetitions after a warm-up; the kernel
+ * figures start the clock once the work is recorded (the GPU's time, not the encoding's). Run it
  * alone with `pnpm tsx --conditions=source packages/ops/bench/ops.bench.ts [--quick]` (prints JSON).
  * @module
  */
@@ -84,9 +85,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   return new Tensor(storage, shape, dtype);
 }
 
-/** Times `run` (which may enqueue several ops) as the median over `reps` after a warm-up, per op. */
+/**
+ * Times the GPU work of `run` (which may enqueue several ops: recorded first, then submitted and waited
+ * for) as the median over `reps` after a warm-up, per op.
+ */
 async function perOpMs(device: WebGpuDevice, ops: number, run: () => void, reps: number): Promise<number> {
-  return (await medianMs(device, run, reps)) / ops;
+  return (await medianMs(device, run, reps, { gpuOnly: true })) / ops;
 }
 
 async function gemvResults(device: WebGpuDevice, quick: boolean, probe: number): Promise<BenchResult[]> {

@@ -5,6 +5,7 @@
  * @module
  */
 import { cpu, type Device, DTYPE_BYTES, type DType, formatShape } from '@proj/core';
+import { writeRows } from '@proj/ops';
 import type { LlamaConfig } from '../config.js';
 import { Llama, type LlamaOptions } from '../model.js';
 import {
@@ -44,7 +45,7 @@ export interface LoadOptions {
   strict?: boolean;
   /** Positions to prepare RoPE tables and caches for (default min(model maximum, 8192)). */
   contextLength?: number;
-  /** Bytes per read when streaming a tensor to the device (default 16 MiB; rounded to a multiple of 4). */
+  /** Bytes per read when streaming a tensor to the device (default 16 MiB; rounded down to whole rows). */
   chunkBytes?: number;
   /**
    * A preset (or literal config) the checkpoint must match in every dim; the result is then typed by it,
@@ -161,26 +162,30 @@ async function loadTensors(
   let loadedBytes = 0;
   try {
     for (const [index, p] of plan.entries()) {
-      const { storage, byteOffset } = weights.place(p.slot, p.dtype);
+      const { weight, firstRow } = weights.place(p.slot, p.dtype);
       const { role, shape } = p.slot;
+      const rowBytes = (shape[1] ?? 1) * DTYPE_BYTES[p.dtype];
       if (layout.format === 'meta' && (role === 'wq' || role === 'wk')) {
         // The permutation moves whole rows within each head: done on the whole tensor (a small one).
         const heads = role === 'wq' ? config.heads : config.kvHeads;
-        const rowBytes = shape[1]! * DTYPE_BYTES[p.dtype];
-        device.write(
-          storage,
-          byteOffset,
-          interleavedToHalfSplit(await source.read(p.source), heads, config.headDim, rowBytes),
+        const halfSplit = interleavedToHalfSplit(
+          await source.read(p.source),
+          heads,
+          config.headDim,
+          rowBytes,
         );
+        writeRows(weight, firstRow, halfSplit);
       } else {
-        // Read the next chunk while the current one is copied to the device.
-        let next = source.read(p.source, 0, Math.min(chunkBytes, p.byteLength));
-        for (let at = 0; at < p.byteLength; at += chunkBytes) {
+        // Whole rows per chunk (a packed weight is written by rows); the next chunk is read while the
+        // current one is copied to the device.
+        const step = Math.max(1, Math.floor(chunkBytes / rowBytes)) * rowBytes;
+        let next = source.read(p.source, 0, Math.min(step, p.byteLength));
+        for (let at = 0; at < p.byteLength; at += step) {
           const chunk = await next;
-          const following = at + chunkBytes;
+          const following = at + step;
           if (following < p.byteLength)
-            next = source.read(p.source, following, Math.min(chunkBytes, p.byteLength - following));
-          device.write(storage, byteOffset + at, chunk);
+            next = source.read(p.source, following, Math.min(step, p.byteLength - following));
+          writeRows(weight, firstRow + at / rowBytes, chunk);
         }
       }
       loadedBytes += p.byteLength;

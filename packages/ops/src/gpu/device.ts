@@ -64,6 +64,9 @@ export interface WebGpuDeviceOptions {
 const UNIFORM_ARENA_BYTES = 512 * 1024;
 const MAX_DISPATCHES_PER_SUBMIT = 2048;
 const MAX_CACHED_BIND_GROUPS = 8192;
+// How long a quiet wait (see #settle) sleeps between two polls of Dawn's events.
+const QUIET_POLL_MS = 0.25;
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
 
 /** GPU memory holding one tensor. */
 export class GpuStorage implements Storage {
@@ -118,9 +121,16 @@ export class WebGpuDevice implements Device {
   #pendingErrors: Promise<GpuOpError | undefined>[] = [];
   #lost: string | undefined;
   #release: (() => void) | undefined;
+  readonly #quietWaits: boolean;
 
   /** @internal Use {@link createWebGpuDevice}. */
-  constructor(adapter: GPUAdapter, device: GPUDevice, release: () => void, options: WebGpuDeviceOptions) {
+  constructor(
+    adapter: GPUAdapter,
+    device: GPUDevice,
+    release: () => void,
+    options: WebGpuDeviceOptions,
+    dawn = false,
+  ) {
     this.gpu = device;
     this.#release = release;
     const caps = readCaps(adapter, device);
@@ -128,6 +138,7 @@ export class WebGpuDevice implements Device {
       caps.maxStorageBindingSize = Math.min(caps.maxStorageBindingSize, options.maxStorageBindingSize);
     }
     this.caps = caps;
+    this.#quietWaits = dawn && caps.software;
     this.description = describeAdapter(adapter);
     this.#pool = new BufferPool((size) => this.#createBuffer('alloc', size));
     void device.lost.then((info) => {
@@ -230,7 +241,7 @@ export class WebGpuDevice implements Device {
       if (size > 0) encoder.copyBufferToBuffer(src.buffer, 0, staging, 0, size);
       this.flush();
       await this.#throwPendingErrors();
-      await staging.mapAsync(MAP_READ, 0, staging.size);
+      await this.#settle(staging.mapAsync(MAP_READ, 0, staging.size));
       return new Uint8Array(staging.getMappedRange(0, staging.size)).slice(0, src.byteLength);
     } catch (error) {
       if (this.#lost !== undefined && !(error instanceof DeviceLostError))
@@ -270,8 +281,29 @@ export class WebGpuDevice implements Device {
   async sync(): Promise<void> {
     this.flush();
     await this.#throwPendingErrors();
-    await this.gpu.queue.onSubmittedWorkDone();
+    await this.#settle(this.gpu.queue.onSubmittedWorkDone());
     if (this.#lost !== undefined) throw new DeviceLostError('sync', this.#lost);
+  }
+
+  /**
+   * Waits for a promise of GPU work. Dawn's Node binding learns that work finished by polling in a
+   * `setImmediate` loop for as long as such a promise is pending, which keeps a CPU core busy. On a
+   * software adapter that core is one the driver's threads need (on a 2-core machine a long kernel ran
+   * 25% faster with the main thread asleep), so there the wait sleeps between polls instead: the thread
+   * blocks for a fraction of a millisecond (using no CPU), then lets one round of polling run.
+   */
+  async #settle<T>(promise: Promise<T>): Promise<T> {
+    if (!this.#quietWaits) return promise;
+    let settled = false;
+    const mark = () => {
+      settled = true;
+    };
+    promise.then(mark, mark);
+    while (!settled) {
+      Atomics.wait(SLEEPER, 0, 0, QUIET_POLL_MS);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return promise;
   }
 
   async #throwPendingErrors(): Promise<void> {
@@ -485,5 +517,5 @@ export async function createWebGpuDevice(options: WebGpuDeviceOptions = {}): Pro
       maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
     },
   });
-  return new WebGpuDevice(adapter, device, release, options);
+  return new WebGpuDevice(adapter, device, release, options, entry.source === 'dawn');
 }

@@ -1,4 +1,4 @@
-import { cpuFloats, randn, tensor } from '@proj/core';
+import { cpuData, cpuFloats, randn, tensor } from '@proj/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuCaps } from '../gpu/caps.js';
 import type { WebGpuDevice } from '../gpu/device.js';
@@ -14,7 +14,15 @@ import { testDevice } from '../testing.js';
 import { add } from './binary.js';
 import { embedding } from './embedding.js';
 import { cast, narrow, transpose } from './layout.js';
-import { packingOf, packLinearWeight, prepareLinearWeight, unpackLinearWeight } from './pack.js';
+import {
+  emptyLinearWeight,
+  linearWeightPacking,
+  packingOf,
+  packLinearWeight,
+  prepareLinearWeight,
+  unpackLinearWeight,
+  writeRows,
+} from './pack.js';
 
 const layout = (rows: number, rowBytes: number): RowPacking => ({ lanes: 8, rowsPerLane: 4, rows, rowBytes });
 
@@ -58,9 +66,11 @@ describe('the packed layout (CPU)', () => {
     expect(weightPacking(caps(false, true))).toBeUndefined();
   });
 
-  it('prepareLinearWeight keeps CPU tensors as they are', () => {
+  it('prepareLinearWeight keeps CPU tensors as they are; writeRows writes their rows', async () => {
     const w = randn([4, 8]);
     expect(prepareLinearWeight(w)).toBe(w);
+    writeRows(w, 2, new Uint8Array(new Float32Array(8).fill(5).buffer));
+    expect((await w.toArray()).slice(16, 24)).toEqual(new Float32Array(8).fill(5));
   });
 });
 
@@ -97,6 +107,29 @@ describe('packed weights on WebGPU', () => {
         for (const t of [packed, back]) t.dispose();
       }
     }
+  });
+
+  it('writeRows fills a packed weight in runs of rows that start and end inside groups', async ({ skip }) => {
+    if (!gpu || !small) return skip('no WebGPU adapter');
+    for (const device of [gpu, small]) {
+      const w = packLinearWeight(await randn([70, 24], { seed: 1, dtype: 'f16' }).to(device));
+      const fresh = randn([70, 24], { seed: 2, dtype: 'f16' });
+      const bytes = new Uint8Array(cpuData(fresh).buffer);
+      for (let row = 0; row < 70; row += 9) {
+        writeRows(w, row, bytes.subarray(row * 48, Math.min(70, row + 9) * 48)); // 9 rows of 48 bytes
+      }
+      expect(await w.toArray()).toEqual(await fresh.toArray());
+      expect(() => writeRows(w, 69, bytes.subarray(0, 96))).toThrow('are not whole rows of [70, 24] f16');
+      w.dispose();
+    }
+  });
+
+  it('emptyLinearWeight allocates the layout the adapter prefers', async ({ skip }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const w = emptyLinearWeight([40, 16], 'bf16', gpu);
+    expect(packingOf(w)).toEqual(linearWeightPacking(gpu, [40, 16], 'bf16'));
+    expect(packingOf(w) !== undefined).toBe(weightPacking(gpu.caps) !== undefined);
+    w.dispose();
   });
 
   it('prepareLinearWeight packs where the adapter prefers it, and frees the row-major input', async ({

@@ -1,13 +1,14 @@
 /**
  * Weights in the layout `linear` reads fastest on their device. Software drivers read a `[N, K]` weight at
- * about twice the rate when it is lane-interleaved (`gpu/packing.ts` says why and how), so a model
- * prepares its weights once, at load time, with {@link prepareLinearWeight}; GPUs keep the checkpoint's
- * row-major order. A packed tensor is still the same `[N, K]` tensor to its user: `linear` and `embedding`
- * read it, `toArray()` and the layout ops (`narrow`, `cast`, ...) see it row-major, and other ops refuse
- * it with an error naming {@link unpackLinearWeight}.
+ * about twice the rate when it is lane-interleaved (`gpu/packing.ts` says why and how); GPUs keep the
+ * checkpoint's row-major order. A loader allocates each weight with {@link emptyLinearWeight} and streams
+ * rows into it with {@link writeRows}, which packs them on the way in; a weight already on the device goes
+ * through {@link prepareLinearWeight}. A packed tensor is still the same `[N, K]` tensor to its user:
+ * `linear` and `embedding` read it, `toArray()` and the layout ops (`narrow`, `cast`, ...) see it
+ * row-major, and other ops refuse it with an error naming {@link unpackLinearWeight}.
  * @module
  */
-import { DTYPE_BYTES, type DType, type Shape, Tensor } from '@proj/core';
+import { type Device, DTYPE_BYTES, type DType, empty, formatShape, type Shape, Tensor } from '@proj/core';
 import type { GpuStorage, WebGpuDevice } from '../gpu/device.js';
 import { GpuOpError } from '../gpu/errors.js';
 import { groupRows, packedWordWgsl, type RowPacking } from '../gpu/packing.js';
@@ -22,15 +23,65 @@ export function packingOf(t: Tensor): RowPacking | undefined {
   return isGpu(t.device) ? (t.storage as GpuStorage).packing : undefined;
 }
 
+/** The packing a `[N, K]` weight of `dtype` can take: float, K a multiple of 8, rows of whole 16-byte words. */
+function packable(shape: readonly number[], dtype: DType): RowPacking | undefined {
+  if (shape.length !== 2) return undefined;
+  const [rows, k] = shape as [number, number];
+  const rowBytes = k * DTYPE_BYTES[dtype];
+  return canShareX(dtype, rowBytes % 16 === 0, k) ? { ...SOFTWARE_LANES, rows, rowBytes } : undefined;
+}
+
 /**
- * Whether this device's `linear` reads a `[N, K]` weight of `dtype` faster packed: on software drivers
- * (with subgroups), for float weights whose rows are whole 16-byte words and K a multiple of 8.
+ * The layout `linear` reads fastest for a `[N, K]` weight of `dtype` on `device`: packed on software
+ * drivers with subgroups, for weights the packed kernel takes; undefined (row-major) everywhere else.
  */
-function wantsPacking(t: Tensor): boolean {
-  if (!isGpu(t.device) || t.shape.length !== 2 || packingOf(t)) return false;
-  const k = t.shape[1]!;
-  const vec = (k * DTYPE_BYTES[t.dtype]) % 16 === 0;
-  return weightPacking(t.device.caps) !== undefined && canShareX(t.dtype, vec, k);
+export function linearWeightPacking(
+  device: Device,
+  shape: readonly number[],
+  dtype: DType,
+): RowPacking | undefined {
+  return isGpu(device) && weightPacking(device.caps) ? packable(shape, dtype) : undefined;
+}
+
+/**
+ * An uninitialised `[N, K]` weight in the layout `linear` reads fastest on `device` (see
+ * {@link linearWeightPacking}); fill it with {@link writeRows}.
+ */
+export function emptyLinearWeight<const S extends Shape, D extends DType>(
+  shape: S,
+  dtype: D,
+  device: Device,
+): Tensor<S, D> {
+  const packing = linearWeightPacking(device, shape, dtype);
+  if (!packing) return empty(shape, dtype, device);
+  return new Tensor((device as WebGpuDevice).allocPacked(packing), shape, dtype);
+}
+
+/**
+ * Writes rows `[firstRow, firstRow + n)` of a `[N, K]` weight from `bytes` (n whole rows, row-major, in
+ * the weight's dtype), whatever the weight's layout: a packed weight receives them through a staging
+ * buffer and one packing kernel, submitted at once so that the staging buffer serves the next call.
+ */
+export function writeRows(w: Tensor, firstRow: number, bytes: Uint8Array): void {
+  const rowBytes = (w.shape[1] ?? 1) * DTYPE_BYTES[w.dtype];
+  const rows = rowBytes === 0 ? 0 : bytes.byteLength / rowBytes;
+  const n = w.shape[0] ?? 1;
+  if (!Number.isInteger(rows) || !Number.isInteger(firstRow) || firstRow < 0 || firstRow + rows > n) {
+    throw new RangeError(
+      `writeRows: ${bytes.byteLength} bytes from row ${firstRow} are not whole rows of ${formatShape(w.shape)} ${w.dtype} (${rowBytes} bytes each)`,
+    );
+  }
+  const packing = packingOf(w);
+  if (!packing) {
+    w.device.write(w.storage, firstRow * rowBytes, bytes);
+    return;
+  }
+  if (rows === 0) return;
+  const device = w.device as WebGpuDevice;
+  const staging = new Tensor(device.upload(bytes), [rows, w.shape[1]!], w.dtype);
+  transfer(device, 'pack', staging, firstRow, w, packing, firstRow, firstRow + rows);
+  staging.dispose();
+  device.flush(); // the staging buffer returns to the pool now, for the next chunk
 }
 
 /**
@@ -47,35 +98,30 @@ function wantsPacking(t: Tensor): boolean {
  * ```
  */
 export function prepareLinearWeight<S extends Shape, D extends DType>(w: Tensor<S, D>): Tensor<S, D> {
-  if (!wantsPacking(w)) return w;
+  if (packingOf(w) || !linearWeightPacking(w.device, w.shape, w.dtype)) return w;
   const device = w.device as WebGpuDevice;
   const packed = packLinearWeight(w);
   w.dispose();
-  // Submitting now returns w's buffer to the pool, so that packing the next weight of this size reuses it:
-  // a model's weights are prepared one after another, with one spare buffer, not a second copy of them all.
-  device.flush();
+  device.flush(); // w's buffer returns to the pool now, for the next weight of its size
   return packed;
 }
 
 /**
  * A packed copy of the row-major `[N, K]` weight `w` (K * bytes a multiple of 16, K a multiple of 8; needs
  * `subgroups`, as the kernel that reads it does), on any WebGPU adapter. Most code wants
- * {@link prepareLinearWeight}, which packs only where it pays.
+ * {@link prepareLinearWeight} or {@link emptyLinearWeight}, which pack only where it pays.
  */
 export function packLinearWeight<S extends Shape, D extends DType>(w: Tensor<S, D>): Tensor<S, D> {
   const device = w.device as WebGpuDevice;
-  if (!isGpu(device)) throw new Error(`packLinearWeight: ${w} is not on a WebGPU device`);
-  const [rows, k] = w.shape as readonly number[] as [number, number];
-  const rowBytes = (k ?? 0) * DTYPE_BYTES[w.dtype];
-  if (w.shape.length !== 2 || !canShareX(w.dtype, rowBytes % 16 === 0, k) || !device.caps.subgroups) {
+  const packing = packable(w.shape, w.dtype);
+  if (!isGpu(device) || !packing || !device.caps.subgroups || packingOf(w)) {
     throw new GpuOpError(
       'packLinearWeight',
-      `${w}: packing takes a float [N, K] weight with K a multiple of 8 and 16-byte rows, on an adapter with subgroups`,
+      `${w}: packing takes a row-major float [N, K] weight with K a multiple of 8 and 16-byte rows, on a WebGPU adapter with subgroups`,
     );
   }
-  const packing: RowPacking = { ...SOFTWARE_LANES, rows, rowBytes };
   const out = new Tensor(device.allocPacked(packing), w.shape, w.dtype);
-  if (rows > 0 && k > 0) repack(device, 'pack', w, out, packing);
+  transfer(device, 'pack', w, 0, out, packing, 0, packing.rows);
   return out;
 }
 
@@ -85,68 +131,80 @@ export function unpackLinearWeight<S extends Shape, D extends DType>(w: Tensor<S
   if (!packing) throw new Error(`unpackLinearWeight: ${w} is not packed`);
   const device = w.device as WebGpuDevice;
   const out = new Tensor(device.alloc(packing.rows * packing.rowBytes), w.shape, w.dtype);
-  if (packing.rows > 0 && packing.rowBytes > 0) repack(device, 'unpack', w, out, packing);
+  transfer(device, 'unpack', out, 0, w, packing, 0, packing.rows);
   return out;
 }
 
-// One invocation per 16-byte word of the packed side, over a range of row groups: `pack` gathers it from
-// the row-major side (zeros for padding rows), `unpack` scatters it back.
+// One invocation per 16-byte word of a run of rows: `pack` scatters row-major words to their packed
+// places, `unpack` gathers them back. Padding rows are never touched (linear and embedding never use
+// their results).
 function kernel(direction: 'pack' | 'unpack', p: Pick<RowPacking, 'lanes' | 'rowsPerLane'>): string {
-  const G = p.lanes * p.rowsPerLane;
-  const body =
-    direction === 'pack'
-      ? 'dst[i] = select(vec4<u32>(0u), src[min(row, p.rows - 1u) * p.kc + c], row < p.rows);'
-      : 'if (row < p.rows) { dst[row * p.kc + c] = src[i]; }';
-  return `@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> dst: array<vec4<u32>>;
-struct Params { words: u32, rows: u32, kc: u32 }
+  const [rm, pk] = direction === 'pack' ? ['read', 'read_write'] : ['read_write', 'read'];
+  return `@group(0) @binding(0) var<storage, ${rm}> rm: array<vec4<u32>>; // rows, row-major
+@group(0) @binding(1) var<storage, ${pk}> pk: array<vec4<u32>>; // whole groups, packed
+struct Params {
+  words: u32, // words to move
+  kc: u32,    // words per row
+  row0: u32,  // the first row's index within the packed binding's groups
+  rb: u32,    // the first row's first word in the row-major binding
+}
 @group(0) @binding(2) var<uniform> p: Params;
 ${packedWordWgsl(p)}
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid; // the packed word
+  let i = (wid.y * nwg.x + wid.x) * ${WORKGROUP}u + lid;
   if (i >= p.words) { return; }
-  // Invert packed_word: i = ((g * kc + c) * rowsPerLane + j) * lanes + l.
-  let l = i % ${p.lanes}u;
-  let j = (i / ${p.lanes}u) % ${p.rowsPerLane}u;
-  let gc = i / ${p.lanes * p.rowsPerLane}u;
-  let c = gc % p.kc;
-  let row = (gc / p.kc) * ${G}u + l * ${p.rowsPerLane}u + j;
-  ${body}
+  let packed = packed_word(p.row0 + i / p.kc, i % p.kc, p.kc);
+  ${direction === 'pack' ? 'pk[packed] = rm[p.rb + i];' : 'rm[p.rb + i] = pk[packed];'}
 }`;
 }
 
-/** Runs the (un)packing kernel over ranges of whole row groups that each fit one binding. */
-function repack(
+/**
+ * Moves weight rows `[from, to)` between a row-major tensor (whose row 0 is weight row `rowMajorFirst`)
+ * and a packed one, in runs that fit one binding on both sides.
+ */
+function transfer(
   device: WebGpuDevice,
   direction: 'pack' | 'unpack',
-  src: Tensor,
-  dst: Tensor,
+  rowMajor: Tensor,
+  rowMajorFirst: number,
+  packed: Tensor,
   packing: RowPacking,
+  from: number,
+  to: number,
 ): void {
   const op = `${direction}LinearWeight`;
+  const { maxStorageBindingSize: max, storageOffsetAlignment: align } = device.caps;
   const G = groupRows(packing);
-  const groupBytes = G * packing.rowBytes;
-  const perRange = Math.floor(device.caps.maxStorageBindingSize / groupBytes);
-  if (perRange < 1) {
-    throw new GpuOpError(op, `a row group of ${groupBytes} bytes exceeds maxStorageBufferBindingSize`);
-  }
-  const groups = Math.ceil(packing.rows / G);
-  const [rowMajor, packed] = direction === 'pack' ? [src, dst] : [dst, src];
-  for (let g0 = 0; g0 < groups; g0 += perRange) {
-    const count = Math.min(perRange, groups - g0);
-    const start = g0 * groupBytes; // a multiple of 512: aligned
-    const rows = Math.min(count * G, packing.rows - g0 * G);
-    const rowMajorBinding = bindRange(rowMajor, start, rows * packing.rowBytes);
-    const packedBinding = bindRange(packed, start, count * groupBytes);
-    const words = (count * groupBytes) / 16;
+  const { rowBytes } = packing;
+  const groupBytes = G * rowBytes;
+  for (let s = from; s < to; ) {
+    const g0 = Math.floor(s / G); // the first group this run touches
+    const n = Math.min(
+      to - s,
+      (g0 + Math.floor(max / groupBytes)) * G - s, // the packed side: whole groups within one binding
+      Math.floor((max - align) / rowBytes), // the row-major side, which may start up to align - 16 bytes early
+    );
+    if (n < 1) {
+      throw new GpuOpError(
+        op,
+        `a row group of ${groupBytes} bytes exceeds maxStorageBufferBindingSize (${max})`,
+      );
+    }
+    const start = (s - rowMajorFirst) * rowBytes;
+    const aligned = start - (start % align);
+    const words = (n * rowBytes) / 16;
     device.dispatch({
       op,
       key: `${op}:${packing.lanes}:${packing.rowsPerLane}`,
       wgsl: () => kernel(direction, packing),
-      buffers: direction === 'pack' ? [rowMajorBinding, packedBinding] : [packedBinding, rowMajorBinding],
-      uniforms: new Uint32Array([words, rows, packing.rowBytes / 16, 0]),
+      buffers: [
+        bindRange(rowMajor, aligned, start - aligned + n * rowBytes),
+        bindRange(packed, g0 * groupBytes, (Math.ceil((s + n) / G) - g0) * groupBytes),
+      ],
+      uniforms: new Uint32Array([words, rowBytes / 16, s - g0 * G, (start - aligned) / 16]),
       workgroups: grid(Math.ceil(words / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
     });
+    s += n;
   }
 }
