@@ -6,7 +6,7 @@
  * one `vec4` load: 8 bf16 or f16 weights (unpacked in the kernel, bf16 exactly) or 4 f32 weights, against 2
  * or 1 `vec4<f32>` of x. Otherwise a chunk is one element read through the dtype's loader.
  *
- * Bindings: x (f32), W, out (f32, or f16 through {@link withF16Out}), then the uniforms `p`. Each binding may be a range of its tensor; `xb`,
+ * Bindings: x (f32, or f16/bf16 through {@link withXDtype}), W, out (f32, or f16 through {@link withF16Out}), then the uniforms `p`. Each binding may be a range of its tensor; `xb`,
  * `wb` and `ob` are where this dispatch's first element sits in its binding (in the binding's units), so
  * a dispatch can cover any block of rows even when its start is not at an aligned byte offset.
  * @module
@@ -50,6 +50,32 @@ export function withF16Out(wgsl: string): string {
   return `${enableF16('f16')}\n${wgsl.replace(OUT_F32, declareOut(2, 'out', 'f16')).replace(STORE_F32, store)}`;
 }
 
+// x as the kernels read it, through `x_at`: 4 elements per entry in vec layouts, else 1.
+const X_VEC_F32 = `@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+fn x_at(i: u32) -> vec4<f32> { return x[i]; }`;
+const X_SCALAR_F32 = `@group(0) @binding(0) var<storage, read> x: array<f32>;
+fn x_at(i: u32) -> f32 { return x[i]; }`;
+
+/**
+ * A rendered kernel that reads a 16-bit x (f16 or bf16) in place of f32: the same entries of 4 elements
+ * (or 1), each widened to f32 as it is loaded, so x needs no separate cast pass. bf16 widens exactly, and
+ * so does f16 (`unpack2x16float`, no `shader-f16` needed).
+ */
+export function withXDtype(wgsl: string, dtype: DType): string {
+  if (dtype === 'f32') return wgsl;
+  const widen4 =
+    dtype === 'bf16'
+      ? 'bitcast<vec4<f32>>(vec4<u32>(q.x << 16u, q.x & 0xffff0000u, q.y << 16u, q.y & 0xffff0000u))'
+      : 'vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y))';
+  return wgsl
+    .replace(
+      X_VEC_F32,
+      `@group(0) @binding(0) var<storage, read> x: array<vec2<u32>>;
+fn x_at(i: u32) -> vec4<f32> { let q = x[i]; return ${widen4}; }`,
+    )
+    .replace(X_SCALAR_F32, `@group(0) @binding(0) var<storage, read> x: array<u32>;\n${loader('x', dtype)}`);
+}
+
 /** The chunk layout of weights of `dtype`; `vec` when a row is a whole number of 16-byte words. */
 export function chunkLayout(dtype: DType, vec: boolean): ChunkLayout {
   const out = OUT_F32;
@@ -59,12 +85,12 @@ export function chunkLayout(dtype: DType, vec: boolean): ChunkLayout {
       chunk: 1,
       xPerChunk: 1,
       vec,
-      declarations: `@group(0) @binding(0) var<storage, read> x: array<f32>;
+      declarations: `${X_SCALAR_F32}
 @group(0) @binding(1) var<storage, read> w: array<${wType}>;
 ${out}
 ${loader('w', dtype)}`,
       loadW: (r, i) => `let wa${r} = w_at(${i});`,
-      loadX: (m, i) => `let xa${m} = x[${i}];`,
+      loadX: (m, i) => `let xa${m} = x_at(${i});`,
       product: (r, m) => `wa${r} * xa${m}`,
       elements: (r) => [`wa${r}`],
     };
@@ -74,11 +100,11 @@ ${loader('w', dtype)}`,
       chunk: 4,
       xPerChunk: 1,
       vec,
-      declarations: `@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+      declarations: `${X_VEC_F32}
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
 ${out}`,
       loadW: (r, i) => `let wa${r} = w[${i}];`,
-      loadX: (m, i) => `let xa${m} = x[${i}];`,
+      loadX: (m, i) => `let xa${m} = x_at(${i});`,
       product: (r, m) => `dot(wa${r}, xa${m})`,
       elements: (r) => XYZW.map((c) => `wa${r}.${c}`),
     };
@@ -89,7 +115,7 @@ ${out}`,
     chunk: 8,
     xPerChunk: 2,
     vec,
-    declarations: `@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+    declarations: `${X_VEC_F32}
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
 ${out}`,
     // bf16 is the top half of an f32: shifting the low half up (even elements) and masking the high half
@@ -103,9 +129,9 @@ ${out}`,
       let wa${r} = vec4<f32>(unpack2x16float(q${r}.x), unpack2x16float(q${r}.y));
       let wb${r} = vec4<f32>(unpack2x16float(q${r}.z), unpack2x16float(q${r}.w));`,
     loadX: bf16
-      ? (m, i) => `let xl${m} = x[${i}]; let xh${m} = x[${i} + 1u];
+      ? (m, i) => `let xl${m} = x_at(${i}); let xh${m} = x_at(${i} + 1u);
       let xa${m} = vec4<f32>(xl${m}.xz, xh${m}.xz); let xb${m} = vec4<f32>(xl${m}.yw, xh${m}.yw);`
-      : (m, i) => `let xa${m} = x[${i}]; let xb${m} = x[${i} + 1u];`,
+      : (m, i) => `let xa${m} = x_at(${i}); let xb${m} = x_at(${i} + 1u);`,
     product: (r, m) => `dot(wa${r}, xa${m}) + dot(wb${r}, xb${m})`,
     elements: bf16
       ? (r) => XYZW.flatMap((c) => [`wa${r}.${c}`, `wb${r}.${c}`])
@@ -299,12 +325,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
           .map((n) => `var ${n}: f32;`)
           .join(' ')}
     if (share) {
-      let own = x[xr${i} + xq + (lid >> 2u)][lid & 3u];
+      let own = x_at(xr${i} + xq + (lid >> 2u))[lid & 3u];
       ${xs(i)
         .map((n, e) => `${n} = subgroupBroadcast(own, ${e}u);`)
         .join(' ')}
     } else {
-      let lo = x[xr${i} + xq]; let hi = x[xr${i} + xq + 1u];
+      let lo = x_at(xr${i} + xq); let hi = x_at(xr${i} + xq + 1u);
       ${xs(i)
         .map((n, e) => `${n} = ${e < 4 ? 'lo' : 'hi'}.${XYZW[e % 4]};`)
         .join(' ')}
@@ -412,7 +438,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       let mm = s / ${xPer}u;
       let e = s % ${xPer}u;
       let xe = c0 * ${L.xPerChunk}u + e;
-      let v = x[p.xb + min(mb + mm, p.m - 1u) * kx + min(xe, kx - 1u)];
+      let v = x_at(p.xb + min(mb + mm, p.m - 1u) * kx + min(xe, kx - 1u));
       let keep = xe < kx;
       ${xParts.map((part, q) => `xs[(e * ${xParts.length}u + ${q}u) * ${BM}u + mm] = select(0.0, v${part}, keep);`).join('\n      ')}
     }

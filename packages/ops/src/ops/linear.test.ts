@@ -24,8 +24,9 @@ async function check(
   k: number,
   dtype: 'f32' | 'f16' | 'bf16',
   v: LinearVariants | 'packed' = {},
+  xDtype: 'f32' | 'f16' | 'bf16' = 'f32',
 ) {
-  const x = randn([m, k], { seed: m * 1000 + k });
+  const x = randn([m, k], { seed: m * 1000 + k, dtype: xDtype });
   const w = randn([n, k], { seed: n * 7 + k, dtype });
   const [gx, rowMajor] = await Promise.all([x.to(gpu), w.to(gpu)]);
   const gw = v === 'packed' ? packLinearWeight(rowMajor) : rowMajor;
@@ -33,7 +34,10 @@ async function check(
   const y = linearWith(gx, gw, v === 'packed' ? {} : v);
   expect(y.shape).toEqual([m, n]);
   const expected = linearReference(cpuFloats(x), cpuFloats(w), m, n, k);
-  expectClose(await y.toArray(), expected, { ...tolerance(k), what: `linear ${m}x${n}x${k} ${dtype}` });
+  expectClose(await y.toArray(), expected, {
+    ...tolerance(k),
+    what: `linear ${m}x${n}x${k} ${xDtype} x, ${dtype} W`,
+  });
   for (const t of [gx, gw, rowMajor, y]) t.dispose();
 }
 
@@ -175,6 +179,28 @@ describe('linear on WebGPU matches the f64 reference', () => {
       [12, 70, 8, 'f32'],
     ] as const) {
       await check(small, m, n, k, dtype, 'packed');
+    }
+  });
+
+  // The kernels widen a 16-bit x as they load it (exactly), so the reference is the same f64 sum of the
+  // stored x values and the same tolerance applies.
+  it('x in f16 and bf16, every kernel, whole and split bindings', async ({ skip }) => {
+    if (!gpu || !small) return skip('no WebGPU adapter');
+    for (const xDtype of ['f16', 'bf16'] as const) {
+      for (const [m, n, k] of [
+        [1, 37, 24],
+        [3, 13, 13],
+        [9, 70, 64],
+      ] as const) {
+        for (const w of ['f32', 'bf16'] as const) {
+          await check(gpu, m, n, k, w, {}, xDtype);
+          await check(gpu, m, n, k, w, { gemv: GEMVS[1]!, gemvMaxRows: 8, gemm: GEMMS[4]! }, xDtype);
+          await check(gpu, m, n, k, w, { gemm: GEMMS[0]!, gemvMaxRows: 0 }, xDtype);
+          await check(gpu, m, n, k, w, { gemm: GEMMS[3]!, gemvMaxRows: 0 }, xDtype);
+          if (k % 8 === 0) await check(gpu, m, n, k, w, 'packed', xDtype);
+          await check(small, m, n, k, w, {}, xDtype);
+        }
+      }
     }
   });
 

@@ -2,8 +2,8 @@
  * `linear(x, W)`: `x [..., K] @ W^T -> [..., N]` with W stored `[N, K]`, as checkpoints store it (no
  * transposed copy). Decode (at most `DECODE_ROWS` = 8 rows of x) reads every weight once for all the
  * rows (a GEMV); prefill runs a GEMM. The kernels and their layouts are chosen in `gpu/variants.ts`.
- * Weights may be f32, f16 or bf16 (16-bit ones unpacked in the kernel, bf16 exactly). x is f32, or a 16-bit
- * float that is widened to f32 first (one cast pass; the kernels read x as `vec4<f32>`). The result is f32,
+ * Weights may be f32, f16 or bf16 (16-bit ones unpacked in the kernel, bf16 exactly), and so may x (widened
+ * to f32 as the kernels load it). The result is f32,
  * or f16 with `{ out: 'f16' }` (accumulated in f32, rounded once on store; needs `shader-f16` on WebGPU).
  *
  * Weights larger than one storage binding (a 128256 x 2048 bf16 lm_head is 525 MB, lavapipe binds at most
@@ -52,7 +52,7 @@ import {
   outDtype,
 } from '../op.js';
 import { cast } from './layout.js';
-import { canShareX, chunkLayout, gemmWgsl, gemvWgsl, withF16Out } from './linear-wgsl.js';
+import { canShareX, chunkLayout, gemmWgsl, gemvWgsl, withF16Out, withXDtype } from './linear-wgsl.js';
 
 /**
  * The CPU reference: `out[i, j] = sum_k x[i, k] * w[j, k]` for x `[m, k]` and w `[n, k]`, accumulated in
@@ -173,12 +173,6 @@ export function linearWith(
   if (packing && (variants.gemm || variants.gemv)) {
     throw new Error('linear: a packed weight runs one kernel; variants apply to row-major weights');
   }
-  if (x.dtype !== 'f32') {
-    const wide = cast(x, 'f32'); // the kernels read x as vec4<f32>
-    const result = linearWith(wide, w, variants, into, options);
-    wide.dispose(); // back to the pool after the recorded work
-    return result;
-  }
   if (into && (k === 0 || into.numel === 0)) return into as Tensor<Shape, 'f32'>;
   const out = (into as Tensor<Shape, OutDType> | undefined) ?? empty(outShape, o, device);
   if (out.numel === 0) return out;
@@ -196,10 +190,11 @@ export function linearWith(
   // Row blocks that each fit one binding: of W (columns of out), and of x and out together. Packed
   // weights are bound in whole row groups, which start at aligned offsets (a group is 512 bytes or more).
   const nBlock = packing ? groupsPerBinding(device, packing) : rowsPerBinding(device, k * wBytes);
-  const mBlock = Math.min(rowsPerBinding(device, k * 4), rowsPerBinding(device, n * 4));
+  const xBytes = DTYPE_BYTES[x.dtype];
+  const mBlock = Math.min(rowsPerBinding(device, k * xBytes), rowsPerBinding(device, n * 4));
   for (let m0 = 0; m0 < m; m0 += mBlock) {
     const mc = Math.min(mBlock, m - m0);
-    const xs = span(x, m0 * k, mc * k, 4, caps.storageOffsetAlignment);
+    const xs = span(x, m0 * k, mc * k, xBytes, caps.storageOffsetAlignment);
     const os = span(out, m0 * n, mc * n, DTYPE_BYTES[o], caps.storageOffsetAlignment);
     for (let n0 = 0; n0 < n; n0 += nBlock) {
       const nc = Math.min(nBlock, n - n0);
@@ -237,12 +232,12 @@ export function linearWith(
       ]);
       device.dispatch({
         op: 'linear',
-        key: `linear:${gemv ? 'gemv' : packing ? 'packed' : 'gemm'}:${JSON.stringify(v)}:${gemv ? mc : ''}:${w.dtype}:${vec}:${o}`,
+        key: `linear:${gemv ? 'gemv' : packing ? 'packed' : 'gemm'}:${JSON.stringify(v)}:${gemv ? mc : ''}:${x.dtype}:${w.dtype}:${vec}:${o}`,
         wgsl: () => {
           const code = gemv
             ? gemvWgsl(v as GemvVariant, mc, w.dtype, vec)
             : gemmWgsl(v as GemmVariant, w.dtype, vec, packing !== undefined);
-          return o === 'f16' ? withF16Out(code) : code;
+          return withXDtype(o === 'f16' ? withF16Out(code) : code, x.dtype);
         },
         buffers: [xs.binding, ws.binding, os.binding],
         uniforms: params,
