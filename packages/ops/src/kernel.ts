@@ -4,5 +4,5 @@
  * dtype as f32. See the guide `docs/writing-an-op.md`.
  * @packageDocumentation
  */
-export { bind, bindRange, checkFloat, deviceOf, grid, isGpu, Params } from './op.js';
+export { bind, bindRange, checkFloat, deviceOf, grid, isGpu, Params, type Run, runs } from './op.js';
 export { declare, LINEAR_WORKGROUP, loader, params, storageType } from './wgsl.js';

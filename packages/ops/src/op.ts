@@ -5,6 +5,7 @@
  */
 import {
   type Device,
+  DTYPE_BYTES,
   formatShape,
   fromArray,
   fromFloat32,
@@ -61,6 +62,66 @@ export function bind(op: string, t: Tensor): BufferBinding {
 export function bindRange(t: Tensor, byteOffset: number, byteLength: number): BufferBinding {
   const storage = t.storage as GpuStorage;
   return { buffer: storage.buffer, offset: byteOffset, size: Math.max(4, Math.ceil(byteLength / 4) * 4) };
+}
+
+/** A run of an op's units (rows, or single elements), each tensor bound in the range that holds its part. */
+export interface Run {
+  /** The run's first unit. */
+  first: number;
+  /** Units in the run. */
+  count: number;
+  /** Per tensor, in the order given to {@link runs}: its binding. */
+  bindings: BufferBinding[];
+  /** Per tensor: the element of its binding where the run's part starts (0 for tensors bound whole). */
+  bases: number[];
+}
+
+/**
+ * Splits `units` units of an op's tensors into runs whose parts each fit one storage binding, so that the
+ * op works on tensors larger than `maxStorageBufferBindingSize` (one dispatch per run). Tensor `i` holds
+ * `per[i]` elements per unit, or `per[i] = 0` for one bound whole in every run (a weight, a broadcast
+ * operand). When every tensor fits a binding, this is one run that binds them all whole: what ops that do
+ * not split do. A binding starts at the aligned offset at or before its part, and `bases` says where in
+ * the binding the part begins.
+ */
+export function runs(op: string, tensors: readonly Tensor[], per: readonly number[], units: number): Run[] {
+  if (units === 0) return [];
+  const device = tensors[0]!.device as WebGpuDevice;
+  const { maxStorageBindingSize: max, storageOffsetAlignment: align } = device.caps;
+  if (tensors.every((t) => t.storage.byteLength <= max)) {
+    return [
+      { first: 0, count: units, bindings: tensors.map((t) => bind(op, t)), bases: tensors.map(() => 0) },
+    ];
+  }
+  const unitBytes = tensors.map((t, i) => per[i]! * DTYPE_BYTES[t.dtype]);
+  const whole = tensors.map((t, i) => (per[i] === 0 ? bind(op, t) : undefined)); // throws if too large
+  const step = Math.min(...unitBytes.filter((b) => b > 0).map((b) => Math.floor((max - align) / b)));
+  if (step < 1) {
+    throw new GpuOpError(
+      op,
+      `one unit of ${Math.max(...unitBytes)} bytes does not fit a binding (${max} bytes)`,
+    );
+  }
+  const out: Run[] = [];
+  for (let first = 0; first < units; first += step) {
+    const count = Math.min(step, units - first);
+    const bindings: BufferBinding[] = [];
+    const bases: number[] = [];
+    for (const [i, t] of tensors.entries()) {
+      if (whole[i]) {
+        bindings.push(whole[i]);
+        bases.push(0);
+        continue;
+      }
+      checkRowMajor(op, t);
+      const start = first * unitBytes[i]!;
+      const aligned = start - (start % align);
+      bindings.push(bindRange(t, aligned, start - aligned + count * unitBytes[i]!));
+      bases.push((start - aligned) / DTYPE_BYTES[t.dtype]);
+    }
+    out.push({ first, count, bindings, bases });
+  }
+  return out;
 }
 
 /** Packs uniform parameters: each value is one 4-byte slot, in declaration order. */

@@ -15,7 +15,7 @@ import {
   type Tensor,
   tensor,
 } from '@proj/core';
-import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
+import { checkFloat, deviceOf, grid, isGpu, Params, runs } from '../op.js';
 import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
 
 const WORKGROUP = 256;
@@ -57,10 +57,10 @@ export function activationReference(
 // NOTE: gelu uses 0.5 (1 + tanh(u)) = sigmoid(2u): the identity avoids tanh, whose WGSL accuracy is
 // unspecified and which some drivers evaluate as NaN for large arguments.
 const EXPRESSIONS: Record<ActivationKind, string> = {
-  silu: 'let x = a_at(i); out[i] = x * sigmoid(x);',
-  swiglu: 'let x = a_at(i); out[i] = x * sigmoid(x) * b_at(i);',
-  gelu: `let x = a_at(i); out[i] = x * sigmoid(${2 * GELU_C} * (x + 0.044715 * x * x * x));`,
-  scale: 'out[i] = a_at(i) * p.s;',
+  silu: 'let x = a_at(p.a0 + i); out[p.o0 + i] = x * sigmoid(x);',
+  swiglu: 'let x = a_at(p.a0 + i); out[p.o0 + i] = x * sigmoid(x) * b_at(p.b0 + i);',
+  gelu: `let x = a_at(p.a0 + i); out[p.o0 + i] = x * sigmoid(${2 * GELU_C} * (x + 0.044715 * x * x * x));`,
+  scale: 'out[p.o0 + i] = a_at(p.a0 + i) * p.s;',
 };
 
 function elementwise<S extends Shape>(
@@ -76,17 +76,24 @@ function elementwise<S extends Shape>(
     return tensor(activationReference(kind, cpuFloats(a), b && cpuFloats(b), s), a.shape);
   }
   const out = empty(a.shape, 'f32', device);
-  const [x, y] = grid(Math.ceil(a.numel / WORKGROUP), device.caps.maxWorkgroupsPerDimension);
   const bDtype = b?.dtype ?? 'f32';
   const outBinding = b ? 2 : 1;
-  device.dispatch({
-    op: kind,
-    key: `${kind}:${a.dtype}:${b ? bDtype : ''}`,
-    wgsl: () => `
+  const tensors = b ? [a, b, out] : [a, out];
+  for (const run of runs(
+    kind,
+    tensors,
+    tensors.map(() => 1),
+    a.numel,
+  )) {
+    const [a0, b0, o0] = b ? run.bases : [run.bases[0]!, 0, run.bases[1]!];
+    device.dispatch({
+      op: kind,
+      key: `${kind}:${a.dtype}:${b ? bDtype : ''}`,
+      wgsl: () => `
 ${declare(0, 'a', a.dtype)}
 ${b ? declare(1, 'b', bDtype) : ''}
 ${declare(outBinding, 'out', 'f32', 'read_write')}
-${params(outBinding + 1, { n: 'u32', s: 'f32' })}
+${params(outBinding + 1, { n: 'u32', s: 'f32', a0: 'u32', b0: 'u32', o0: 'u32' })}
 ${loader('a', a.dtype)}
 ${b ? loader('b', bDtype) : ''}
 fn sigmoid(x: f32) -> f32 {
@@ -97,14 +104,15 @@ fn sigmoid(x: f32) -> f32 {
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
-  let i = wg * ${WORKGROUP}u + lid;
+  let i = wg * ${WORKGROUP}u + lid; // within this run (bases a0, b0, o0 in the bindings)
   if (i >= p.n) { return; }
   ${EXPRESSIONS[kind]}
 }`,
-    buffers: b ? [bind(kind, a), bind(kind, b), bind(kind, out)] : [bind(kind, a), bind(kind, out)],
-    uniforms: new Params().u32(a.numel).f32(s).data(),
-    workgroups: [x, y],
-  });
+      buffers: run.bindings,
+      uniforms: new Params().u32(run.count).f32(s).u32(a0!).u32(b0!).u32(o0!).data(),
+      workgroups: grid(Math.ceil(run.count / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
+    });
+  }
   return out;
 }
 

@@ -14,7 +14,6 @@ import {
   type Tensor,
 } from '@proj/core';
 import {
-  bind,
   checkFloat,
   cpuResult,
   deviceOf,
@@ -24,6 +23,7 @@ import {
   type OutOptions,
   outDtype,
   Params,
+  runs,
 } from '../op.js';
 import { declare, declareOut, enableF16, LINEAR_WORKGROUP, loader, params, stored } from '../wgsl.js';
 
@@ -56,29 +56,42 @@ function binary<A extends Shape, O extends OutDType>(
   const o = outDtype(kind, device, options);
   if (!isGpu(device)) return cpuResult(binaryReference(kind, cpuFloats(a), cpuFloats(b)), a.shape, o);
   const out = empty(a.shape, o, device);
-  const [x, y] = grid(Math.ceil(a.numel / WORKGROUP), device.caps.maxWorkgroupsPerDimension);
   const symbol = kind === 'add' ? '+' : '*';
-  device.dispatch({
-    op: kind,
-    key: `${kind}:${a.dtype}:${b.dtype}:${o}`,
-    wgsl: () => `${enableF16(o)}
+  // b is as long as a (split alike) or a trailing part of it (bound whole, indexed modulo its length).
+  const sameLength = b.numel === a.numel;
+  for (const run of runs(kind, [a, b, out], [1, sameLength ? 1 : 0, 1], a.numel)) {
+    const [a0, b0, o0] = run.bases as [number, number, number];
+    device.dispatch({
+      op: kind,
+      key: `${kind}:${a.dtype}:${b.dtype}:${o}`,
+      wgsl: () => `${enableF16(o)}
 ${declare(0, 'a', a.dtype)}
 ${declare(1, 'b', b.dtype)}
 ${declareOut(2, 'out', o)}
-${params(3, { n: 'u32', nb: 'u32' })}
+${params(3, { n: 'u32', nb: 'u32', first: 'u32', a0: 'u32', b0: 'u32', o0: 'u32', same: 'u32' })}
 ${loader('a', a.dtype)}
 ${loader('b', b.dtype)}
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
-  let i = wg * ${WORKGROUP}u + lid;
+  let i = wg * ${WORKGROUP}u + lid; // within this run, which starts at element p.first
   if (i >= p.n) { return; }
-  out[i] = ${stored(o, `a_at(i) ${symbol} b_at(i % p.nb)`)};
+  let j = select((p.first + i) % p.nb, p.b0 + i, p.same == 1u);
+  out[p.o0 + i] = ${stored(o, `a_at(p.a0 + i) ${symbol} b_at(j)`)};
 }`,
-    buffers: [bind(kind, a), bind(kind, b), bind(kind, out)],
-    uniforms: new Params().u32(a.numel).u32(b.numel).data(),
-    workgroups: [x, y],
-  });
+      buffers: run.bindings,
+      uniforms: new Params()
+        .u32(run.count)
+        .u32(b.numel)
+        .u32(run.first)
+        .u32(a0)
+        .u32(b0)
+        .u32(o0)
+        .u32(sameLength ? 1 : 0)
+        .data(),
+      workgroups: grid(Math.ceil(run.count / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
+    });
+  }
   return out;
 }
 

@@ -16,7 +16,7 @@ import {
   type Tensor,
   tensor,
 } from '@proj/core';
-import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
+import { checkFloat, deviceOf, grid, isGpu, Params, runs } from '../op.js';
 import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
 
 /** Weight and bias must both be `[D]` where `x` is `[..., D]`. */
@@ -59,7 +59,7 @@ ${declare(0, 'x', xType)}
 ${declare(1, 'w', wType)}
 ${declare(2, 'b', bType)}
 ${declare(3, 'out', 'f32', 'read_write')}
-${params(4, { rows: 'u32', d: 'u32', eps: 'f32' })}
+${params(4, { rows: 'u32', d: 'u32', eps: 'f32', x0: 'u32', o0: 'u32' })}
 ${loader('x', xType)}
 ${loader('w', wType)}
 ${loader('b', bType)}
@@ -79,7 +79,8 @@ fn total(lid: u32, value: f32) -> f32 {
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
   if (wg >= p.rows) { return; } // uniform: the whole workgroup leaves together
-  let base = wg * p.d;
+  let base = p.x0 + wg * p.d; // rows of this run; x0 and o0: where the run starts in the bindings
+  let obase = p.o0 + wg * p.d;
   let shift = x_at(base);
   var acc = 0.0;
   for (var i = lid; i < p.d; i += ${workgroup}u) { acc += x_at(base + i) - shift; }
@@ -87,7 +88,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   acc = 0.0;
   for (var i = lid; i < p.d; i += ${workgroup}u) { let dev = x_at(base + i) - mean; acc += dev * dev; }
   let inv = 1.0 / sqrt(total(lid, acc) / f32(p.d) + p.eps);
-  for (var i = lid; i < p.d; i += ${workgroup}u) { out[base + i] = (x_at(base + i) - mean) * inv * w_at(i) + b_at(i); }
+  for (var i = lid; i < p.d; i += ${workgroup}u) { out[obase + i] = (x_at(base + i) - mean) * inv * w_at(i) + b_at(i); }
 }`;
 }
 
@@ -125,18 +126,15 @@ export function layernorm<S extends Shape, W extends Shape, B extends Shape>(
   const out = empty(x.shape, 'f32', device);
   const rows = d === 0 ? 0 : x.numel / d;
   const workgroup = d >= 8192 ? 256 : 64; // as rmsnorm: barriers are costly on software adapters
-  device.dispatch({
-    op: 'layernorm',
-    key: `layernorm:${workgroup}:${x.dtype}:${weight.dtype}:${bias.dtype}`,
-    wgsl: () => kernel(workgroup, x.dtype, weight.dtype, bias.dtype),
-    buffers: [
-      bind('layernorm', x),
-      bind('layernorm', weight),
-      bind('layernorm', bias),
-      bind('layernorm', out),
-    ],
-    uniforms: new Params().u32(rows).u32(d).f32(eps).data(),
-    workgroups: grid(rows, device.caps.maxWorkgroupsPerDimension),
-  });
+  for (const run of runs('layernorm', [x, weight, bias, out], [d, 0, 0, d], rows)) {
+    device.dispatch({
+      op: 'layernorm',
+      key: `layernorm:${workgroup}:${x.dtype}:${weight.dtype}:${bias.dtype}`,
+      wgsl: () => kernel(workgroup, x.dtype, weight.dtype, bias.dtype),
+      buffers: run.bindings,
+      uniforms: new Params().u32(run.count).u32(d).f32(eps).u32(run.bases[0]!).u32(run.bases[3]!).data(),
+      workgroups: grid(run.count, device.caps.maxWorkgroupsPerDimension),
+    });
+  }
   return out;
 }

@@ -293,16 +293,30 @@ export function permute<S extends Shape, const P extends readonly number[], D ex
   x: Tensor<S, D>,
   perm: P,
 ): Tensor<Permute<S, P>, D> {
+  return permuteAs('permute', x, perm) as Tensor<Permute<S, P>, D>;
+}
+
+/** {@link permute} under the name of the op that called it (for its errors). */
+function permuteAs<D extends DType>(
+  op: string,
+  x: Tensor<Shape, D>,
+  perm: readonly number[],
+): Tensor<Shape, D> {
   const rank = x.shape.length;
   checkShape(
     perm.length === rank && [...perm].sort((a, b) => a - b).every((p, k) => p === k),
-    'permute',
+    op,
     () => `[${perm.join(', ')}] is not a permutation of the ${rank} dims of x ${formatShape(x.shape)}`,
   );
   const strides = stridesOf(x.shape);
-  const shape = perm.map((p) => x.shape[p]!) as unknown as Permute<S, P>;
-  const permuted = perm.map((p) => strides[p]!);
-  return gather('permute', x, shape, 0, permuted);
+  const shape = perm.map((p) => x.shape[p]!);
+  return gather(
+    op,
+    x,
+    shape,
+    0,
+    perm.map((p) => strides[p]!),
+  );
 }
 
 /**
@@ -319,7 +333,7 @@ export function transpose<S extends Shape, D extends DType>(x: Tensor<S, D>): Te
   const rank = x.shape.length;
   checkShape(rank >= 2, 'transpose', () => `x ${formatShape(x.shape)} needs at least 2 dims`);
   const perm = [...Array(rank - 2).keys(), rank - 1, rank - 2];
-  return permute(x, perm) as unknown as Tensor<Transpose<S>, D>;
+  return permuteAs('transpose', x, perm) as unknown as Tensor<Transpose<S>, D>;
 }
 
 /**

@@ -19,7 +19,7 @@ import {
   type Tensor,
   tensor,
 } from '@proj/core';
-import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
+import { checkFloat, deviceOf, grid, isGpu, Params, runs } from '../op.js';
 import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
 
 /** The largest `k` that {@link topk} takes (the k survivors are sorted in one workgroup's memory). */
@@ -100,7 +100,7 @@ function argmaxKernel(xType: Tensor['dtype']): string {
   return `
 ${declare(0, 'x', xType)}
 ${declare(1, 'out', 'i32', 'read_write')}
-${params(2, { rows: 'u32', n: 'u32' })}
+${params(2, { rows: 'u32', n: 'u32', x0: 'u32', o0: 'u32' })}
 ${loader('x', xType)}
 ${KEYS}
 var<workgroup> sk: array<u32, 256>;
@@ -112,7 +112,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var bk = 0u;
   var bi = 0xffffffffu;
   for (var i = lid; i < p.n; i += 256u) {
-    let k = key_of(x_at(wg * p.n + i));
+    let k = key_of(x_at(p.x0 + wg * p.n + i)); // x0, o0: where this run starts in the bindings
     if (better(k, i, bk, bi)) { bk = k; bi = i; }
   }
   sk[lid] = bk;
@@ -122,7 +122,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     if (lid < s && better(sk[lid + s], si[lid + s], sk[lid], si[lid])) { sk[lid] = sk[lid + s]; si[lid] = si[lid + s]; }
     workgroupBarrier();
   }
-  if (lid == 0u) { out[wg] = i32(si[0]); }
+  if (lid == 0u) { out[p.o0 + wg] = i32(si[0]); }
 }`;
 }
 
@@ -145,14 +145,16 @@ export function argmax<S extends Shape>(x: Tensor<S>): Tensor<Init<S>, 'i32'> {
   const device = deviceOf('argmax', x);
   if (!isGpu(device)) return fromArray(argmaxReference(cpuFloats(x), n), shape, { dtype: 'i32' });
   const out = empty(shape, 'i32', device);
-  device.dispatch({
-    op: 'argmax',
-    key: `argmax:${x.dtype}`,
-    wgsl: () => argmaxKernel(x.dtype),
-    buffers: [bind('argmax', x), bind('argmax', out)],
-    uniforms: new Params().u32(rows).u32(n).data(),
-    workgroups: grid(rows, device.caps.maxWorkgroupsPerDimension),
-  });
+  for (const run of runs('argmax', [x, out], [n, 1], rows)) {
+    device.dispatch({
+      op: 'argmax',
+      key: `argmax:${x.dtype}`,
+      wgsl: () => argmaxKernel(x.dtype),
+      buffers: run.bindings,
+      uniforms: new Params().u32(run.count).u32(n).u32(run.bases[0]!).u32(run.bases[1]!).data(),
+      workgroups: grid(run.count, device.caps.maxWorkgroupsPerDimension),
+    });
+  }
   return out;
 }
 
@@ -168,7 +170,7 @@ function topkKernel(size: number, xType: Tensor['dtype']): string {
 ${declare(0, 'x', xType)}
 ${declare(1, 'values', 'u32', 'read_write')}
 ${declare(2, 'indices', 'u32', 'read_write')}
-${params(3, { rows: 'u32', n: 'u32', k: 'u32' })}
+${params(3, { rows: 'u32', n: 'u32', k: 'u32', x0: 'u32', v0: 'u32', i0: 'u32' })}
 ${loader('x', xType)}
 ${KEYS}
 var<workgroup> hist: array<atomic<u32>, 256>;
@@ -185,7 +187,7 @@ fn digit(key: u32, lo: u32, d: u32) -> u32 {
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
   if (wg >= p.rows) { return; } // uniform: the whole workgroup leaves together
-  let base = wg * p.n;
+  let base = p.x0 + wg * p.n; // x0, v0, i0: where this run starts in the bindings
   // The chosen digits (pk: key, pl: low part) and which bits they cover (mk, ml); equal in every invocation.
   var pk = 0u; var pl = 0u; var mk = 0u; var ml = 0u;
   if (lid == 0u) { need = p.k; done = 0u; atomicStore(&count, 0u); }
@@ -237,8 +239,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
   }
   for (var t = lid; t < p.k; t += 256u) {
-    values[wg * p.k + t] = key_bits(sk[t]);
-    indices[wg * p.k + t] = si[t];
+    values[p.v0 + wg * p.k + t] = key_bits(sk[t]);
+    indices[p.i0 + wg * p.k + t] = si[t];
   }
 }`;
 }
@@ -275,13 +277,16 @@ export function topk<S extends Shape, K extends number>(x: Tensor<S>, k: K): Top
   const values = empty(shape, 'f32', device);
   const indices = empty(shape, 'i32', device);
   const size = nextPow2(k);
-  device.dispatch({
-    op: 'topk',
-    key: `topk:${size}:${x.dtype}`,
-    wgsl: () => topkKernel(size, x.dtype),
-    buffers: [bind('topk', x), bind('topk', values), bind('topk', indices)],
-    uniforms: new Params().u32(rows).u32(n).u32(k).data(),
-    workgroups: grid(rows, device.caps.maxWorkgroupsPerDimension),
-  });
+  for (const run of runs('topk', [x, values, indices], [n, k, k], rows)) {
+    const [x0, v0, i0] = run.bases as [number, number, number];
+    device.dispatch({
+      op: 'topk',
+      key: `topk:${size}:${x.dtype}`,
+      wgsl: () => topkKernel(size, x.dtype),
+      buffers: run.bindings,
+      uniforms: new Params().u32(run.count).u32(n).u32(k).u32(x0).u32(v0).u32(i0).data(),
+      workgroups: grid(run.count, device.caps.maxWorkgroupsPerDimension),
+    });
+  }
   return { values, indices };
 }

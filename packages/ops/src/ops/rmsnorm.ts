@@ -16,7 +16,6 @@ import {
   type Tensor,
 } from '@proj/core';
 import {
-  bind,
   checkFloat,
   cpuResult,
   deviceOf,
@@ -26,6 +25,7 @@ import {
   type OutOptions,
   outDtype,
   Params,
+  runs,
 } from '../op.js';
 import { declare, declareOut, enableF16, LINEAR_WORKGROUP, loader, params, stored } from '../wgsl.js';
 
@@ -59,7 +59,7 @@ function kernel(workgroup: number, xType: Tensor['dtype'], wType: Tensor['dtype'
 ${declare(0, 'x', xType)}
 ${declare(1, 'w', wType)}
 ${declareOut(2, 'out', o)}
-${params(3, { rows: 'u32', d: 'u32', eps: 'f32' })}
+${params(3, { rows: 'u32', d: 'u32', eps: 'f32', x0: 'u32', o0: 'u32' })}
 ${loader('x', xType)}
 ${loader('w', wType)}
 var<workgroup> partial: array<f32, ${workgroup}>;
@@ -67,7 +67,8 @@ var<workgroup> partial: array<f32, ${workgroup}>;
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
   if (wg >= p.rows) { return; } // uniform: the whole workgroup leaves together
-  let base = wg * p.d;
+  let base = p.x0 + wg * p.d; // rows of this run; x0 and o0: where the run starts in the bindings
+  let obase = p.o0 + wg * p.d;
   var acc = 0.0;
   for (var i = lid; i < p.d; i += ${workgroup}u) { let v = x_at(base + i); acc += v * v; }
   partial[lid] = acc;
@@ -77,7 +78,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     workgroupBarrier();
   }
   let inv = 1.0 / sqrt(partial[0] / f32(p.d) + p.eps);
-  for (var i = lid; i < p.d; i += ${workgroup}u) { out[base + i] = ${stored(o, '(x_at(base + i) * inv) * w_at(i)')}; }
+  for (var i = lid; i < p.d; i += ${workgroup}u) { out[obase + i] = ${stored(o, '(x_at(base + i) * inv) * w_at(i)')}; }
 }`;
 }
 
@@ -113,13 +114,15 @@ export function rmsnorm<S extends Shape, W extends Shape, O extends OutDType = '
   const out = empty(x.shape, o, device);
   const rows = d === 0 ? 0 : x.numel / d;
   const workgroup = d >= 8192 ? 256 : 64; // lavapipe measured ~3x slower at 256 for D = 2048 (barrier cost)
-  device.dispatch({
-    op: 'rmsnorm',
-    key: `rmsnorm:${workgroup}:${x.dtype}:${weight.dtype}:${o}`,
-    wgsl: () => kernel(workgroup, x.dtype, weight.dtype, o),
-    buffers: [bind('rmsnorm', x), bind('rmsnorm', weight), bind('rmsnorm', out)],
-    uniforms: new Params().u32(rows).u32(d).f32(eps).data(),
-    workgroups: grid(rows, device.caps.maxWorkgroupsPerDimension),
-  });
+  for (const run of runs('rmsnorm', [x, weight, out], [d, 0, d], rows)) {
+    device.dispatch({
+      op: 'rmsnorm',
+      key: `rmsnorm:${workgroup}:${x.dtype}:${weight.dtype}:${o}`,
+      wgsl: () => kernel(workgroup, x.dtype, weight.dtype, o),
+      buffers: run.bindings,
+      uniforms: new Params().u32(run.count).u32(d).f32(eps).u32(run.bases[0]!).u32(run.bases[2]!).data(),
+      workgroups: grid(run.count, device.caps.maxWorkgroupsPerDimension),
+    });
+  }
   return out;
 }

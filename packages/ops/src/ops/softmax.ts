@@ -5,7 +5,7 @@
  * @module
  */
 import { cpuFloats, empty, type Shape, type Tensor, tensor } from '@proj/core';
-import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
+import { checkFloat, deviceOf, grid, isGpu, Params, runs } from '../op.js';
 import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
 
 /**
@@ -33,14 +33,15 @@ function kernel(workgroup: number, xType: Tensor['dtype']): string {
   return `
 ${declare(0, 'x', xType)}
 ${declare(1, 'out', 'f32', 'read_write')}
-${params(2, { rows: 'u32', n: 'u32' })}
+${params(2, { rows: 'u32', n: 'u32', x0: 'u32', o0: 'u32' })}
 ${loader('x', xType)}
 var<workgroup> partial: array<f32, ${workgroup}>;
 @compute @workgroup_size(${workgroup})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
   if (wg >= p.rows) { return; } // uniform: the whole workgroup leaves together
-  let base = wg * p.n;
+  let base = p.x0 + wg * p.n; // rows of this run; x0 and o0: where the run starts in the bindings
+  let obase = p.o0 + wg * p.n;
   var m = -3.4028234e38; // the lowest finite f32
   for (var i = lid; i < p.n; i += ${workgroup}u) { m = max(m, x_at(base + i)); }
   partial[lid] = m;
@@ -61,7 +62,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }
   let total = partial[0];
   let inv = select(0.0, 1.0 / total, total > 0.0);
-  for (var i = lid; i < p.n; i += ${workgroup}u) { out[base + i] = exp(x_at(base + i) - rowMax) * inv; }
+  for (var i = lid; i < p.n; i += ${workgroup}u) { out[obase + i] = exp(x_at(base + i) - rowMax) * inv; }
 }`;
 }
 
@@ -85,13 +86,15 @@ export function softmax<S extends Shape>(x: Tensor<S>): Tensor<S, 'f32'> {
   const out = empty(x.shape, 'f32', device);
   const rows = n === 0 ? 0 : x.numel / n;
   const workgroup = n >= 8192 ? 256 : 64; // one row of a vocabulary wants many readers on a GPU
-  device.dispatch({
-    op: 'softmax',
-    key: `softmax:${workgroup}:${x.dtype}`,
-    wgsl: () => kernel(workgroup, x.dtype),
-    buffers: [bind('softmax', x), bind('softmax', out)],
-    uniforms: new Params().u32(rows).u32(n).data(),
-    workgroups: grid(rows, device.caps.maxWorkgroupsPerDimension),
-  });
+  for (const run of runs('softmax', [x, out], [n, n], rows)) {
+    device.dispatch({
+      op: 'softmax',
+      key: `softmax:${workgroup}:${x.dtype}`,
+      wgsl: () => kernel(workgroup, x.dtype),
+      buffers: run.bindings,
+      uniforms: new Params().u32(run.count).u32(n).u32(run.bases[0]!).u32(run.bases[1]!).data(),
+      workgroups: grid(run.count, device.caps.maxWorkgroupsPerDimension),
+    });
+  }
   return out;
 }

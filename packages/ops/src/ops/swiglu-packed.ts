@@ -6,7 +6,6 @@
  */
 import { checkShape, cpuFloats, empty, formatShape, type Init, type Shape, type Tensor } from '@proj/core';
 import {
-  bind,
   checkFloat,
   cpuResult,
   deviceOf,
@@ -16,6 +15,7 @@ import {
   type OutOptions,
   outDtype,
   Params,
+  runs,
 } from '../op.js';
 import { declare, declareOut, enableF16, LINEAR_WORKGROUP, loader, params, stored } from '../wgsl.js';
 import { activationReference } from './activations.js';
@@ -64,28 +64,32 @@ export function swigluPacked<S extends Shape, O extends OutDType = 'f32'>(
   const o = outDtype(op, device, options);
   if (!isGpu(device)) return cpuResult(swigluPackedReference(cpuFloats(x), f), shape, o);
   const out = empty(shape, o, device);
-  device.dispatch({
-    op,
-    key: `${op}:${x.dtype}:${o}`,
-    wgsl: () => `${enableF16(o)}
+  const rows = f === 0 ? 0 : out.numel / f;
+  for (const run of runs(op, [x, out], [2 * f, f], rows)) {
+    const count = run.count * f;
+    device.dispatch({
+      op,
+      key: `${op}:${x.dtype}:${o}`,
+      wgsl: () => `${enableF16(o)}
 ${declare(0, 'x', x.dtype)}
 ${declareOut(1, 'out', o)}
-${params(2, { n: 'u32', f: 'u32' })}
+${params(2, { n: 'u32', f: 'u32', x0: 'u32', o0: 'u32' })}
 ${loader('x', x.dtype)}
 fn sigmoid(v: f32) -> f32 { let e = exp(-abs(v)); return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0); }
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
-  let i = wg * ${WORKGROUP}u + lid;
+  let i = wg * ${WORKGROUP}u + lid; // within this run; x0 and o0: where the run starts in the bindings
   if (i >= p.n) { return; }
   let row = i / p.f;
   let col = i % p.f;
-  let g = x_at(2u * row * p.f + col);
-  out[i] = ${stored(o, 'g * sigmoid(g) * x_at(2u * row * p.f + p.f + col)')};
+  let g = x_at(p.x0 + 2u * row * p.f + col);
+  out[p.o0 + i] = ${stored(o, 'g * sigmoid(g) * x_at(p.x0 + 2u * row * p.f + p.f + col)')};
 }`,
-    buffers: [bind(op, x), bind(op, out)],
-    uniforms: new Params().u32(out.numel).u32(f).data(),
-    workgroups: grid(Math.ceil(out.numel / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
-  });
+      buffers: run.bindings,
+      uniforms: new Params().u32(count).u32(f).u32(run.bases[0]!).u32(run.bases[1]!).data(),
+      workgroups: grid(Math.ceil(count / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
+    });
+  }
   return out;
 }
