@@ -18,7 +18,7 @@ import {
   tensor,
 } from '@proj/core';
 import { type GemmVariant, gemmVariant } from '../gpu/variants.js';
-import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
+import { checkFloat, deviceOf, grid, isGpu, Params, runs } from '../op.js';
 import { declare, LINEAR_WORKGROUP, loader } from '../wgsl.js';
 
 /**
@@ -88,23 +88,29 @@ export function matmulWith(a: Tensor, b: Tensor, variant: GemmVariant | undefine
   const blockN = v.kind === 'tiled' ? 16 * v.tileN : v.tileN * v.groupN;
   const gx = Math.ceil(n / blockN);
   const perBatch = gx * Math.ceil(m / blockM);
-  const [x, y] = grid(perBatch * batches, device.caps.maxWorkgroupsPerDimension);
-  device.dispatch({
-    op: 'matmul',
-    key: `matmul:${JSON.stringify(v)}:${a.dtype}:${b.dtype}`,
-    wgsl: () => matmulWgsl(v, a.dtype, b.dtype),
-    buffers: [bind('matmul', a), bind('matmul', b), bind('matmul', out)],
-    uniforms: new Params()
-      .u32(m)
-      .u32(n)
-      .u32(k)
-      .u32(gx)
-      .u32(perBatch)
-      .u32(batches)
-      .u32(bBatched ? k * n : 0)
-      .data(),
-    workgroups: [x, y],
-  });
+  // Batches larger than one binding in all are split into runs of whole batches (a shared b bound whole).
+  for (const run of runs('matmul', [a, b, out], [m * k, bBatched ? k * n : 0, m * n], batches)) {
+    const [ab, bb, ob] = run.bases as [number, number, number];
+    device.dispatch({
+      op: 'matmul',
+      key: `matmul:${JSON.stringify(v)}:${a.dtype}:${b.dtype}`,
+      wgsl: () => matmulWgsl(v, a.dtype, b.dtype),
+      buffers: run.bindings,
+      uniforms: new Params()
+        .u32(m)
+        .u32(n)
+        .u32(k)
+        .u32(gx)
+        .u32(perBatch)
+        .u32(run.count)
+        .u32(bBatched ? k * n : 0)
+        .u32(ab)
+        .u32(bb)
+        .u32(ob)
+        .data(),
+      workgroups: grid(perBatch * run.count, device.caps.maxWorkgroupsPerDimension),
+    });
+  }
   return out;
 }
 
@@ -113,7 +119,8 @@ const range = (n: number) => [...Array(n).keys()];
 const HEADER = (ta: DType, tb: DType) => `${declare(0, 'a', ta)}
 ${declare(1, 'b', tb)}
 ${declare(2, 'out', 'f32', 'read_write')}
-struct Params { m: u32, n: u32, k: u32, gx: u32, per_batch: u32, batches: u32, sb: u32 }
+// ab, bb, ob: where this run's first batch starts in the bindings of a, b and out.
+struct Params { m: u32, n: u32, k: u32, gx: u32, per_batch: u32, batches: u32, sb: u32, ab: u32, bb: u32, ob: u32 }
 @group(0) @binding(3) var<uniform> p: Params;
 ${loader('a', ta)}
 ${loader('b', tb)}`;
@@ -180,9 +187,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let tile = wg % p.per_batch;
   let mb = (tile / p.gx) * ${TM * GM}u;
   let nb = (tile % p.gx) * ${TN * GN}u;
-  let a0 = batch * p.m * p.k;
-  let b0 = batch * p.sb;
-  let o0 = batch * p.m * p.n;
+  let a0 = p.ab + batch * p.m * p.k;
+  let b0 = p.bb + batch * p.sb;
+  let o0 = p.ob + batch * p.m * p.n;
   ${sums.map((s) => `var ${s.name} = 0.0;`).join('\n  ')}
   ${body}
   ${sums

@@ -6,6 +6,7 @@ import { testDevice } from '../testing.js';
 import { gelu, scale, silu, swiglu } from './activations.js';
 import { add, mul } from './binary.js';
 import { layernorm } from './layernorm.js';
+import { matmul } from './matmul.js';
 import { argmax, topk } from './reduce.js';
 import { rmsnorm } from './rmsnorm.js';
 import { softmax } from './softmax.js';
@@ -70,6 +71,16 @@ describe('elementwise and row ops on tensors larger than one binding', () => {
     await same('topk indices', async (to) => topk(await to(x), 5).indices);
     await same('rmsnorm', async (to) => rmsnorm(await to(x), await to(w)));
     await same('layernorm', async (to) => layernorm(await to(x), await to(w), await to(bias)));
+  });
+
+  it('matmul split by whole batches, with a batched or a shared b', async ({ skip }) => {
+    if (!gpu || !small) return skip('no WebGPU adapter');
+    const a = randn([7, 5, 6], { seed: 13 }); // 120-byte batches, 840 bytes in all
+    const b = randn([7, 6, 9], { seed: 14 }); // 216-byte batches
+    const shared = randn([6, 9], { seed: 15 });
+    const wide = randn([20, 4, 6], { seed: 16, dtype: 'bf16' }); // out [20, 4, 9]: 2880 bytes
+    await same('matmul batched', async (to) => matmul(await to(a), await to(b)));
+    await same('matmul shared b', async (to) => matmul(await to(wide), await to(shared)));
   });
 
   it('throws naming the op when one row, or an operand bound whole, does not fit', async ({ skip }) => {
