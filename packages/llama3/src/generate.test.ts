@@ -1,5 +1,5 @@
-import { cpu } from '@proj/core';
-import type { WebGpuDevice } from '@proj/ops';
+import { cpu, tensor } from '@proj/core';
+import { argmax, type WebGpuDevice } from '@proj/ops';
 import { testDevice } from '@proj/ops/testing';
 import { loadTokenizer, type Tokenizer } from '@proj/tokenizer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -135,6 +135,17 @@ describe('generate', () => {
     expect(ids).toHaveLength(5);
   });
 
+  it('forward takes ids on the device, such as the previous argmax, with the same result', async () => {
+    const [a, b] = [model.createCache(8), model.createCache(8)];
+    model.forward([5, 7], a).dispose();
+    model.forward([5, 7], b).dispose();
+    const fromHost = await model.forward([3], a).toArray();
+    const ids = tensor([3], [1], { dtype: 'i32' });
+    expect(await model.forward(ids, b).toArray()).toEqual(fromHost);
+    expect(() => model.forward(tensor([3], [1]) as never, b)).toThrow('must be an i32 [S] tensor');
+    for (const t of [a, b, ids]) t.dispose();
+  });
+
   it('chat ends at the chat stop tokens', async () => {
     const messages = [{ role: 'user', content: 'Hi' }];
     const { ids } = await collect(chat(model, messages, { tokenizer, temperature: 0, maxNewTokens: 5 }));
@@ -148,6 +159,36 @@ describe('generation memory on WebGPU', () => {
     gpu = await testDevice();
   });
   afterAll(() => gpu?.destroy());
+
+  it('greedy generation, which records each step before reading the id, matches step-by-step decoding', async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const model = randomLlama({ ...TINY_LLAMA3, vocabSize: 300 }, { seed: 3, device: gpu });
+    const cache = model.createCache(23);
+    const expected: number[] = [];
+    let logits = model.forward([1, 2, 3], cache);
+    for (let step = 0; step < 20; step++) {
+      const best = argmax(logits);
+      expected.push((await best.toArray())[0]!);
+      for (const t of [best, logits]) t.dispose();
+      logits = model.forward([expected.at(-1)!], cache);
+    }
+    for (const t of [logits, cache]) t.dispose();
+    const inUse = () => gpu!.memory.liveBytes - gpu!.memory.pooledBytes; // not counting the pool's spares
+    await gpu.sync(); // buffers freed while work was being recorded return to the pool at the submit
+    const before = inUse();
+    const { ids } = await collect(
+      generate(model, [1, 2, 3], { temperature: 0, maxNewTokens: 20, stopIds: [] }),
+    );
+    expect(ids).toEqual(expected);
+    // Stopping at an id leaves one step recorded past it: its tensors are freed too.
+    const stop = await collect(generate(model, [1, 2, 3], { temperature: 0, stopIds: [expected[5]!] }));
+    expect(stop.ids).toEqual(expected.slice(0, expected.indexOf(expected[5]!)));
+    await gpu.sync();
+    expect(inUse()).toBe(before);
+    model.dispose();
+  });
 
   it('generating 1000 tokens twice allocates nothing new the second time', async ({ skip }) => {
     if (!gpu) return skip('no WebGPU adapter');

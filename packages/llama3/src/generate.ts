@@ -3,6 +3,7 @@
  * KV cache, yielding each token with the text it completes.
  * @module
  */
+import type { Tensor } from '@proj/core';
 import { argmax } from '@proj/ops';
 import {
   type ChatMessage,
@@ -119,19 +120,26 @@ export async function* generate(
   const stops = new StopStringFilter(options.stopStrings ?? []);
   const history = [...ids];
   const cache = model.createCache(Math.min(model.contextLength, ids.length + maxNew));
-  let logits = model.forward(ids, cache); // [1, V]: the last prompt position
+  let logits: Logits | undefined = model.forward(ids, cache); // [1, V]: the last prompt position
+  // Greedy decoding keeps each chosen id on the device and records the next step from it before reading
+  // the id back, so the device runs step t while step t + 1 is encoded (still one submit per token).
+  let inFlight = greedy ? readArgmax(logits) : undefined;
+  if (greedy) logits = undefined;
   try {
     for (let step = 0; step < maxNew; step++) {
       options.signal?.throwIfAborted();
+      const more = step + 1 < maxNew && cache.length < cache.capacity;
       let id: number;
-      if (greedy) {
-        const best = argmax(logits); // [1] on the device: one id comes back, not the logits
-        id = (await best.toArray())[0]!;
-        best.dispose();
+      if (inFlight) {
+        const current = inFlight;
+        inFlight = more ? readArgmax(model.forward(current.best, cache)) : undefined;
+        id = await current.id;
+        current.best.dispose();
       } else {
-        id = sampler.sample((await logits.toArray()) as Float32Array, history);
+        id = sampler.sample((await logits!.toArray()) as Float32Array, history);
+        logits!.dispose();
+        logits = undefined;
       }
-      logits.dispose();
       options.signal?.throwIfAborted();
       if (stopIds.has(id)) break;
       history.push(id);
@@ -141,18 +149,29 @@ export async function* generate(
         return;
       }
       yield { id, text: emit };
-      if (step + 1 === maxNew || cache.length === cache.capacity) break;
-      logits = model.forward([id], cache);
+      if (!more) break;
+      if (!greedy) logits = model.forward([id], cache);
     }
     const rest = stops.flush() + (decoder?.flush() ?? '');
     if (rest) yield { id: -1, text: rest };
   } finally {
-    if (!logits.disposed) logits.dispose();
+    logits?.dispose();
+    inFlight?.best.dispose(); // a step recorded past a stop: its read completes on its own
     cache.dispose();
   }
 }
 
-/** Generates and collects the whole text (see {@link generate}). */
+type Logits = ReturnType<Llama['forward']>;
+
+/** The argmax of `logits` (which it frees) on the device, and its read-back, already submitted. */
+function readArgmax(logits: Logits): { best: Tensor<readonly [number], 'i32'>; id: Promise<number> } {
+  const best = argmax(logits) as Tensor<readonly [number], 'i32'>; // [1]: one id comes back, not the logits
+  logits.dispose();
+  const id = best.toArray().then((a) => a[0]!);
+  id.catch(() => {}); // awaited unless generation stops first; a failure then has no one to tell
+  return { best, id };
+}
+
 export async function generateText(
   model: Llama,
   prompt: string | readonly number[],

@@ -9,7 +9,7 @@
  * F = feed-forward width, V = vocabulary.
  * @module
  */
-import { type Device, keep, scope, type Tensor, tensor } from '@proj/core';
+import { type Device, keep, scope, Tensor, tensor } from '@proj/core';
 import {
   add,
   attention,
@@ -133,15 +133,22 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
 
   /**
    * Runs `ids` at positions `[cache.length, cache.length + S)`, appending their keys and values to the
-   * cache; returns logits `[S, V]` (or `[1, V]` for the last position).
+   * cache; returns logits `[S, V]` (or `[1, V]` for the last position). `ids` may also be an i32 `[S]`
+   * tensor on the model's device, such as the `argmax` of the previous logits: then the step is recorded
+   * without waiting for the id to come back (greedy decoding records the next step while the device runs
+   * this one). Ids on the device are not checked against the vocabulary (an `argmax` is always inside).
    */
   forward(
-    ids: readonly number[],
+    ids: readonly number[] | Tensor<readonly [number], 'i32'>,
     cache: LlamaCache,
     options: ForwardOptions = {},
   ): Tensor<readonly [number, C['vocabSize']], 'f32'> {
     const { config: c, weights: w } = this;
-    const S = ids.length;
+    const onDevice = ids instanceof Tensor;
+    if (onDevice && (ids.rank !== 1 || ids.dtype !== 'i32' || ids.device !== this.device)) {
+      throw new Error(`forward: token ids ${ids} must be an i32 [S] tensor on the model's device`);
+    }
+    const S = onDevice ? ids.shape[0] : ids.length;
     const start = cache.length;
     if (S === 0) throw new Error('forward: no tokens');
     if (start + S > cache.capacity) {
@@ -149,13 +156,13 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
         `forward: ${start} cached + ${S} new tokens exceed the cache's ${cache.capacity} positions`,
       );
     }
-    for (const id of ids) {
+    for (const id of onDevice ? [] : ids) {
       if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
         throw new Error(`forward: token id ${id} is outside the vocabulary [0, ${c.vocabSize})`);
     }
     const trace = options.trace;
     let x: Tensor = scope(() => {
-      const tokens = tensor(ids, [S], { dtype: 'i32', device: this.device }); // [S]
+      const tokens = onDevice ? ids : tensor(ids, [S], { dtype: 'i32', device: this.device }); // [S]
       const e = embedding(tokens, w.embedding); // [S] -> [S, D]
       emit(trace, 'embed', e);
       return e;
