@@ -94,14 +94,16 @@ async function benchModel(c: ModelCase, probeGbS: number | undefined): Promise<B
     const gpu = c.device.kind === 'webgpu' ? (c.device as WebGpuDevice) : undefined;
     const prompt = [1, 2, 3, 4, 5, 6, 7, 8];
     const times: number[] = [];
-    let stats = { dispatches: 0, submits: 0 };
+    // Counted over the whole generation, the prompt's forward included (the same ops as a step): greedy
+    // decoding records each step before the previous id is read, so a window between two tokens would not
+    // line up with whole steps.
+    const stats = { ...(gpu?.stats ?? { dispatches: 0, submits: 0 }) };
     for await (const _ of generate(model, prompt, {
       temperature: 0,
       maxNewTokens: c.decodeTokens,
       stopIds: [],
     })) {
       times.push(performance.now());
-      if (times.length === 1 && gpu) stats = { ...gpu.stats };
     }
     const steps = times.length - 1;
     const tokS = (steps / (times[times.length - 1]! - times[0]!)) * 1000;
@@ -116,12 +118,12 @@ async function benchModel(c: ModelCase, probeGbS: number | undefined): Promise<B
     if (gpu) {
       out.push({
         name: `decode.${key}.dispatches_per_token`,
-        value: (gpu.stats.dispatches - stats.dispatches) / steps,
+        value: (gpu.stats.dispatches - stats.dispatches) / times.length,
         unit: 'count',
       });
       out.push({
         name: `decode.${key}.submits_per_token`,
-        value: (gpu.stats.submits - stats.submits) / steps,
+        value: (gpu.stats.submits - stats.submits) / times.length,
         unit: 'count',
       });
       if (probeGbS) {
