@@ -172,6 +172,7 @@ function readArgmax(logits: Logits): { best: Tensor<readonly [number], 'i32'>; i
   return { best, id };
 }
 
+/** Generates and collects the whole text (see {@link generate}). */
 export async function generateText(
   model: Llama,
   prompt: string | readonly number[],

@@ -175,9 +175,8 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
     }
     return scope(() => {
       const last = options.logits === 'all' ? x : narrow(x, 0, S - 1, 1); // [S, D] or [1, D]
-      const h = rmsnorm(last, w.norm, c.rmsNormEps, { out: this.compute }); // [S, D]
-      emit(trace, 'final_norm_out', h);
-      const logits = linear(h, w.output); // [S, D] @ [V, D]^T -> [S, V], f32 whatever the compute dtype
+      // RMSNorm(last) @ output^T: [S, D] @ [V, D]^T -> [S, V], f32 whatever the compute dtype
+      const logits = this.#normedLinear(last, w.norm, w.output, 'f32', trace, 'final_norm_out');
       x.dispose();
       return logits as Tensor<readonly [number, C['vocabSize']], 'f32'>;
     });
@@ -188,28 +187,27 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
    * residual stream, which is `x` itself updated in place unless tracing.
    */
   #block(x: Tensor, w: LayerWeights, kv: KvCache, start: number, trace?: TraceFn): Tensor {
-    const { heads: Hq, headDim: Dh, rmsNormEps: eps } = this.config;
+    const { heads: Hq, headDim: Dh } = this.config;
     const S = x.shape[0]!;
     const out = { out: this.compute }; // activations' dtype; x (the residual stream) stays f32
 
     // Attention, with the keys and values of every earlier position from the cache.
-    const h = rmsnorm(x, w.attentionNorm, eps, out); // [S, D]
-    const qkv = linear(h, w.wqkv, out); // [S, D] @ [(Hq + 2 Hkv) Dh, D]^T -> [S, (Hq + 2 Hkv) Dh]
+    // RMSNorm(x) @ wqkv^T: [S, D] @ [(Hq + 2 Hkv) Dh, D]^T -> [S, (Hq + 2 Hkv) Dh]
+    const qkv = this.#normedLinear(x, w.attentionNorm, w.wqkv, this.compute, trace, 'layer0.attn_norm_out');
     const q = ropeQkv(qkv, this.#rope, kv, { heads: Hq, ...out }); // [S, Hq, Dh]; rotated k and v -> cache rows [start, start + S)
     const a = attention(q, kv.k, kv.v, { offset: start, length: kv.length, ...out }); // [S, Hq, Dh]
     if (trace) {
       const k = narrow(kv.k, 0, start, S); // [S, Hkv, Dh], as stored in the cache
       const v = narrow(kv.v, 0, start, S);
-      for (const [name, t] of Object.entries({ attn_norm_out: h, q_rope: q, k_rope: k, v }))
-        emit(trace, `layer0.${name}`, t);
+      for (const [name, t] of Object.entries({ q_rope: q, k_rope: k, v })) emit(trace, `layer0.${name}`, t);
     }
     const r = residual(x, a.reshape([S, Hq * Dh]), w.wo, trace && 'layer0.attn_out'); // x + a @ wo^T: [S, D]
 
-    // Feed-forward: down(silu(gate(n)) * up(n)), with gate and up as one matmul.
-    const n = rmsnorm(r, w.ffnNorm, eps, out); // [S, D]
-    const g = swigluPacked(linear(n, w.wGateUp, out), out); // [S, D] -> [S, 2F] -> [S, F]
     emit(trace, 'layer0.attn_residual', r);
-    emit(trace, 'layer0.ffn_norm_out', n);
+
+    // Feed-forward: down(silu(gate(n)) * up(n)) with n = RMSNorm(r), gate and up as one matmul.
+    const gateUp = this.#normedLinear(r, w.ffnNorm, w.wGateUp, this.compute, trace, 'layer0.ffn_norm_out'); // [S, 2F]
+    const g = swigluPacked(gateUp, out); // [S, 2F] -> [S, F]
     return residual(r, g, w.wDown, trace && 'layer0.ffn_out'); // r + g @ w_down^T: [S, D]
 
     /**
@@ -225,6 +223,25 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
       emit(trace, name, projected);
       return add(x, projected);
     }
+  }
+
+  /**
+   * `RMSNorm(x; g) @ W^T`: one kernel where `linear` can fuse the norm, so the normalised x is never written;
+   * when tracing, RMSNorm runs on its own (in the compute dtype) so that its output can be emitted as `name`.
+   */
+  #normedLinear(
+    x: Tensor,
+    g: Tensor,
+    w: Tensor,
+    out: OutDType,
+    trace: TraceFn | undefined,
+    name: string,
+  ): Tensor {
+    const eps = this.config.rmsNormEps;
+    if (!trace) return linear(x, w, { out, norm: { weight: g, eps } });
+    const n = rmsnorm(x, g, eps, { out: this.compute }); // [S, D]
+    emit(trace, name, n);
+    return linear(n, w, { out });
   }
 
   /** Frees the weights and tables. */

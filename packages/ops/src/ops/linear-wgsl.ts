@@ -27,8 +27,11 @@ export interface ChunkLayout {
   declarations: string;
   /** Statements that read chunk `index` of W into `wa${r}` (and `wb${r}`). */
   loadW(r: number | string, index: string): string;
-  /** Statements that read the x chunk at x entry `index` into `xa${m}` (and `xb${m}`). */
-  loadX(m: number | string, index: string): string;
+  /**
+   * Statements that read the x chunk at x entry `index` into `xa${m}` (and `xb${m}`); with `g` (the
+   * chunk's first entry within its row), each value is multiplied by the RMSNorm weight there.
+   */
+  loadX(m: number | string, index: string, g?: string): string;
   /** The expression adding chunk products: `wa${r} . xa${m}` (+ `wb${r} . xb${m}`). */
   product(r: number | string, m: number | string): string;
   /** The chunk's weights in K order, as WGSL expressions over what {@link ChunkLayout.loadW} defined. */
@@ -79,6 +82,9 @@ fn x_at(i: u32) -> vec4<f32> { let q = x[i]; return ${widen4}; }`,
 /** The chunk layout of weights of `dtype`; `vec` when a row is a whole number of 16-byte words. */
 export function chunkLayout(dtype: DType, vec: boolean): ChunkLayout {
   const out = OUT_F32;
+  // x entry `i`, times the RMSNorm weight's entry `g` when given (see normWgsl).
+  const X = (i: string, g?: string) =>
+    g === undefined ? `x_at(${i})` : `(x_at(${i}) * ${vec ? 'g4_at' : 'g_at'}(${g}))`;
   if (!vec) {
     const wType = dtype === 'f32' ? 'f32' : 'u32';
     return {
@@ -90,7 +96,7 @@ export function chunkLayout(dtype: DType, vec: boolean): ChunkLayout {
 ${out}
 ${loader('w', dtype)}`,
       loadW: (r, i) => `let wa${r} = w_at(${i});`,
-      loadX: (m, i) => `let xa${m} = x_at(${i});`,
+      loadX: (m, i, g) => `let xa${m} = ${X(i, g)};`,
       product: (r, m) => `wa${r} * xa${m}`,
       elements: (r) => [`wa${r}`],
     };
@@ -104,7 +110,7 @@ ${loader('w', dtype)}`,
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
 ${out}`,
       loadW: (r, i) => `let wa${r} = w[${i}];`,
-      loadX: (m, i) => `let xa${m} = x_at(${i});`,
+      loadX: (m, i, g) => `let xa${m} = ${X(i, g)};`,
       product: (r, m) => `dot(wa${r}, xa${m})`,
       elements: (r) => XYZW.map((c) => `wa${r}.${c}`),
     };
@@ -129,9 +135,9 @@ ${out}`,
       let wa${r} = vec4<f32>(unpack2x16float(q${r}.x), unpack2x16float(q${r}.y));
       let wb${r} = vec4<f32>(unpack2x16float(q${r}.z), unpack2x16float(q${r}.w));`,
     loadX: bf16
-      ? (m, i) => `let xl${m} = x_at(${i}); let xh${m} = x_at(${i} + 1u);
+      ? (m, i, g) => `let xl${m} = ${X(i, g)}; let xh${m} = ${X(`${i} + 1u`, g && `${g} + 1u`)};
       let xa${m} = vec4<f32>(xl${m}.xz, xh${m}.xz); let xb${m} = vec4<f32>(xl${m}.yw, xh${m}.yw);`
-      : (m, i) => `let xa${m} = x_at(${i}); let xb${m} = x_at(${i} + 1u);`,
+      : (m, i, g) => `let xa${m} = ${X(i, g)}; let xb${m} = ${X(`${i} + 1u`, g && `${g} + 1u`)};`,
     product: (r, m) => `dot(wa${r}, xa${m}) + dot(wb${r}, xb${m})`,
     elements: bf16
       ? (r) => XYZW.flatMap((c) => [`wa${r}.${c}`, `wb${r}.${c}`])
@@ -139,8 +145,19 @@ ${out}`,
   };
 }
 
-/** The uniforms every linear kernel takes, in order (see {@link linearParams}). */
-const PARAMS = `struct Params {
+/**
+ * The uniforms every linear kernel takes, in order; with an RMSNorm fused in, also its epsilon, and its
+ * weight `g` (of `norm`'s dtype) is bound before them. `g_at(k)` reads element k of g, `g4_at(e)` the 4
+ * elements of entry e.
+ */
+const params = (norm?: DType) => `${
+  norm
+    ? `@group(0) @binding(3) var<storage, read> g: array<${norm === 'f32' ? 'f32' : 'u32'}>;
+${loader('g', norm)}
+fn g4_at(e: u32) -> vec4<f32> { return vec4<f32>(g_at(4u * e), g_at(4u * e + 1u), g_at(4u * e + 2u), g_at(4u * e + 3u)); }
+`
+    : ''
+}struct Params {
   m: u32,   // rows of x (and out) in this dispatch
   n: u32,   // rows of W (columns of out) in this dispatch
   kc: u32,  // chunks per row
@@ -150,28 +167,47 @@ const PARAMS = `struct Params {
   ldo: u32, // out row stride (the full N)
   gx: u32,  // GEMM workgroups along N
   acc: u32, // 1: add to out (out += x W^T, the residual fused in), 0: overwrite it
+  ${norm ? 'eps: f32, // the RMSNorm epsilon' : ''}
 }
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(${norm ? 4 : 3}) var<uniform> p: Params;
 // Every kernel writes its results through this, so accumulating costs one read of out and no extra pass.
 ${STORE_F32}`;
+
+/** The RMSNorm scale of x row `m` from its sum of squares over the K elements of a row. */
+const invRms = (ss: string, chunk: number) => `inverseSqrt(${ss} / f32(p.kc * ${chunk}u) + p.eps)`;
 
 const range = (n: number) => [...Array(n).keys()];
 
 /**
  * The decode kernel: `out[m, n] = sum_k x[m, k] W[n, k]` for all `m` rows at once, so W is read once.
  * Each workgroup owns `v.rows` W rows; its invocations stride along K and their sums are then reduced.
+ * With `norm` (the dtype of an RMSNorm weight g), x is RMS-normalised on the way: the sums are of
+ * `x[m, k] g[k] W[n, k]`, each invocation also sums the squares of the x values it loaded, and the reduced
+ * sum of squares gives the row's scale, applied once to each result.
  */
-export function gemvWgsl(v: GemvVariant, m: number, dtype: DType, vec: boolean): string {
+export function gemvWgsl(v: GemvVariant, m: number, dtype: DType, vec: boolean, norm?: DType): string {
   const L = chunkLayout(dtype, vec);
   const { workgroupSize: WG, rows: R } = v;
-  const sums = range(m).flatMap((i) => range(R).map((r) => ({ i, r, name: `acc${i}_${r}` })));
+  const products = range(m).flatMap((i) => range(R).map((r) => ({ i, r, name: `acc${i}_${r}` })));
+  // The sums reduced across the workgroup: the products, then (with norm) each x row's sum of squares.
+  const sums = [...products, ...(norm ? range(m).map((i) => ({ i, r: -1, name: `ss${i}` })) : [])];
+  const P = products.length;
   const ldx = `p.kc * ${L.xPerChunk}u`;
+  const square = (e: string) => (vec ? `dot(${e}, ${e})` : `${e} * ${e}`);
+  const scale = (value: string, ss: string) => (norm ? `${value} * ${invRms(ss, L.chunk)}` : value);
   // x first, then one weight row at a time: few values are live at once (software drivers spill a lot).
   // One step of the K loop at chunk `c`, in its own block so unrolled copies can reuse the names.
   const step = (c: string) => `{
     let c = ${c};
     ${range(m)
-      .map((i) => L.loadX(i, `p.xb + ${i}u * ${ldx} + c * ${L.xPerChunk}u`))
+      .map((i) => {
+        const x = `p.xb + ${i}u * ${ldx} + c * ${L.xPerChunk}u`;
+        if (!norm) return L.loadX(i, x);
+        const squares = range(L.xPerChunk)
+          .map((e) => `{ let v = x_at(${x} + ${e}u); ss${i} += ${square('v')}; }`)
+          .join(' ');
+        return `${squares}\n    ${L.loadX(i, x, `c * ${L.xPerChunk}u`)}`;
+      })
       .join('\n    ')}
     ${range(R)
       .map(
@@ -208,11 +244,15 @@ export function gemvWgsl(v: GemvVariant, m: number, dtype: DType, vec: boolean):
   }
   workgroupBarrier();
   let nsg = (${WG}u + sgs - 1u) / sgs;
-  for (var j = lid; j < ${S}u; j += ${WG}u) {
+  for (var j = lid; j < ${P}u; j += ${WG}u) {
     var total = 0.0;
-    for (var g = 0u; g < nsg; g++) { total += part[g * ${S}u + j]; }
+    ${norm ? 'var ss = 0.0;' : ''}
+    for (var g = 0u; g < nsg; g++) {
+      total += part[g * ${S}u + j];
+      ${norm ? `ss += part[g * ${S}u + ${P}u + j / ${R}u];` : ''}
+    }
     let row = first + j % ${R}u;
-    if (row < p.n) { store(p.ob + (j / ${R}u) * p.ldo + row, total); }
+    if (row < p.n) { store(p.ob + (j / ${R}u) * p.ldo + row, ${scale('total', 'ss')}); }
   }`;
   } else {
     shared = `var<workgroup> part: array<f32, ${S * WG}>;`;
@@ -224,14 +264,16 @@ export function gemvWgsl(v: GemvVariant, m: number, dtype: DType, vec: boolean):
       for (var j = 0u; j < ${S}u; j++) { part[j * ${WG}u + lid] += part[j * ${WG}u + lid + half]; }
     }
   }
-  for (var j = lid; j < ${S}u; j += ${WG}u) {
+  for (var j = lid; j < ${P}u; j += ${WG}u) {
     let row = first + j % ${R}u;
-    if (row < p.n) { store(p.ob + (j / ${R}u) * p.ldo + row, part[j * ${WG}u]); }
+    if (row < p.n) {
+      store(p.ob + (j / ${R}u) * p.ldo + row, ${scale(`part[j * ${WG}u]`, `part[(${P}u + j / ${R}u) * ${WG}u]`)});
+    }
   }`;
   }
   return `${v.reduce === 'subgroup' ? 'enable subgroups;' : ''}
 ${L.declarations}
-${PARAMS}
+${params(norm)}
 ${shared}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -253,10 +295,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
  * straight from memory, its lanes along N. `tiled`: 16 x 16 invocations share `[16 tileM, 16]` x and
  * `[16 tileN, 16]` W tiles in workgroup memory (W unpacked to f32 once, when staged).
  */
-export function gemmWgsl(v: GemmVariant, dtype: DType, vec: boolean, packed = false): string {
+export function gemmWgsl(v: GemmVariant, dtype: DType, vec: boolean, packed = false, norm?: DType): string {
   if (packed && !v.shareX) throw new Error('packed weights are read by the shareX kernel only');
+  if (norm && !v.shareX) throw new Error('an RMSNorm is fused into the shareX kernel only');
   if (v.kind === 'tiled') return tiledWgsl(v, dtype, vec);
-  return v.shareX ? sharedXWgsl(v, dtype, vec, packed) : registerWgsl(v, dtype, vec);
+  return v.shareX ? sharedXWgsl(v, dtype, vec, packed, norm) : registerWgsl(v, dtype, vec);
 }
 
 /** Whether {@link sharedXWgsl} can run this layout: vector chunks and K a multiple of 8. */
@@ -271,9 +314,11 @@ export function canShareX(dtype: DType, vec: boolean, k: number): boolean {
  * 8-fold (3x faster prefill on lavapipe). Where subgroups are narrower than 8, every lane loads all 8.
  *
  * With `packed`, W is in the layout of `gpu/packing.ts` with 8 lanes and `tileN` rows per lane: a
- * workgroup's rows are one group, and the words its lanes load together are adjacent.
+ * workgroup's rows are one group, and the words its lanes load together are adjacent. With `norm` (the
+ * dtype of an RMSNorm weight g), x is RMS-normalised on the way: each lane multiplies the x values it loads
+ * by g and sums their squares, the subgroup adds those sums up, and each result is scaled once at the end.
  */
-function sharedXWgsl(v: GemmVariant, dtype: DType, vec: boolean, packed: boolean): string {
+function sharedXWgsl(v: GemmVariant, dtype: DType, vec: boolean, packed: boolean, norm?: DType): string {
   const L = chunkLayout(dtype, vec);
   const { tileM: TM, tileN: TN } = v;
   if (v.groupN !== 8 || v.groupM !== 1 || L.chunk === 1)
@@ -294,7 +339,7 @@ function sharedXWgsl(v: GemmVariant, dtype: DType, vec: boolean, packed: boolean
   };
   return `enable subgroups;
 ${L.declarations}
-${PARAMS}
+${params(norm)}
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sgs: u32) {
@@ -317,22 +362,37 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     .map((i) => `let xr${i} = p.xb + min(m0 + ${i}u, p.m - 1u) * p.kc * ${L.xPerChunk}u;`)
     .join('\n  ')}
   ${sums.map((s) => `var ${s.name} = 0.0;`).join('\n  ')}
+  ${
+    norm
+      ? range(TM)
+          .map((i) => `var ss${i} = 0.0; // squares of the x values of row m0 + ${i} this lane loaded`)
+          .join('\n  ')
+      : ''
+  }
   for (var b = 0u; b < p.kc; b += ${perBlock}u) {
     let xq = b * ${L.xPerChunk}u; // x entry (vec4) of this block's first element
+    let k0 = b * ${L.chunk}u; // and its index in the row (for g)
     ${range(TM)
       .map(
         (i) => `${xs(i)
           .map((n) => `var ${n}: f32;`)
           .join(' ')}
     if (share) {
-      let own = x_at(xr${i} + xq + (lid >> 2u))[lid & 3u];
+      ${
+        norm
+          ? `let raw = x_at(xr${i} + xq + (lid >> 2u))[lid & 3u];
+      ss${i} += raw * raw;
+      let own = raw * g_at(k0 + lid);`
+          : `let own = x_at(xr${i} + xq + (lid >> 2u))[lid & 3u];`
+      }
       ${xs(i)
         .map((n, e) => `${n} = subgroupBroadcast(own, ${e}u);`)
         .join(' ')}
     } else {
       let lo = x_at(xr${i} + xq); let hi = x_at(xr${i} + xq + 1u);
+      ${norm ? `ss${i} += dot(lo, lo) + dot(hi, hi);` : ''}
       ${xs(i)
-        .map((n, e) => `${n} = ${e < 4 ? 'lo' : 'hi'}.${XYZW[e % 4]};`)
+        .map((n, e) => `${n} = ${e < 4 ? 'lo' : 'hi'}.${XYZW[e % 4]}${norm ? ` * g_at(k0 + ${e}u)` : ''};`)
         .join(' ')}
     }`,
       )
@@ -348,10 +408,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       )
       .join('\n    ')}
   }
+  ${
+    // Every lane has loaded an eighth of each x row, or all of it where subgroups are narrower than 8.
+    norm
+      ? range(TM)
+          .map((i) => `let inv${i} = ${invRms(`select(ss${i}, subgroupAdd(ss${i}), share)`, L.chunk)};`)
+          .join('\n  ')
+      : ''
+  }
   ${sums
     .map(
       (s) =>
-        `if (m0 + ${s.i}u < p.m && n0 + ${s.j}u < p.n) { store(p.ob + (m0 + ${s.i}u) * p.ldo + n0 + ${s.j}u, ${s.name}); }`,
+        `if (m0 + ${s.i}u < p.m && n0 + ${s.j}u < p.n) { store(p.ob + (m0 + ${s.i}u) * p.ldo + n0 + ${s.j}u, ${s.name}${norm ? ` * inv${s.i}` : ''}); }`,
     )
     .join('\n  ')}
 }`;
@@ -362,7 +430,7 @@ function registerWgsl(v: GemmVariant, dtype: DType, vec: boolean): string {
   const { tileM: TM, tileN: TN, groupN: GN, groupM: GM } = v;
   const sums = range(TM).flatMap((i) => range(TN).map((r) => ({ i, r, name: `acc${i}_${r}` })));
   return `${L.declarations}
-${PARAMS}
+${params()}
 @compute @workgroup_size(${GN}, ${GM})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_id) lid: vec3u) {
@@ -410,7 +478,7 @@ function tiledWgsl(v: GemmVariant, dtype: DType, vec: boolean): string {
   const xParts = vec ? XYZW.map((c) => `.${c}`) : [''];
   const sums = range(TM).flatMap((i) => range(TN).map((j) => ({ i, j, name: `acc${i}_${j}` })));
   return `${L.declarations}
-${PARAMS}
+${params()}
 var<workgroup> xs: array<f32, ${BK * BM}>; // [k][m]
 var<workgroup> ws: array<f32, ${BK * BN}>; // [k][n]
 @compute @workgroup_size(16, 16)

@@ -5,6 +5,7 @@ import { type GemmVariant, type GemvVariant, NAIVE_GEMM } from '../gpu/variants.
 import { expectClose, testDevice } from '../testing.js';
 import { type LinearVariants, linear, linearAccumulate, linearReference, linearWith } from './linear.js';
 import { packingOf, packLinearWeight } from './pack.js';
+import { rmsnormReference } from './rmsnorm.js';
 
 /**
  * Tolerance against the f64 reference for a sum of K products of typical size `rms`. Summing in f32, each
@@ -200,6 +201,58 @@ describe('linear on WebGPU matches the f64 reference', () => {
           if (k % 8 === 0) await check(gpu, m, n, k, w, 'packed', xDtype);
           await check(small, m, n, k, w, {}, xDtype);
         }
+      }
+    }
+  });
+
+  // RMSNorm fused into the kernel: x times g as loaded, the squares summed on the way, one scale per result.
+  // Against the two references in sequence: the linear sum's f32 error (as above) plus the scale's, which is
+  // rmsnorm's (rtol 1e-5, see rmsnorm.test.ts).
+  it('with an RMSNorm fused in: every kernel that fuses it, and the fallback for the others', async ({
+    skip,
+  }) => {
+    if (!gpu || !small) return skip('no WebGPU adapter');
+    // [M, N, K, W dtype, kernel, dispatches on the whole-binding device: 1 fused, 2 for rmsnorm + GEMM]
+    const cases: [number, number, number, 'f32' | 'bf16' | 'f16', LinearVariants | 'packed', number][] = [
+      [1, 37, 24, 'bf16', {}, 1],
+      [3, 13, 16, 'f32', { gemv: GEMVS[0]!, gemvMaxRows: 8 }, 1],
+      [5, 9, 72, 'f16', { gemv: GEMVS[1]!, gemvMaxRows: 8 }, 1],
+      [2, 11, 21, 'bf16', { gemv: GEMVS[2]!, gemvMaxRows: 8 }, 1],
+      [1, 7, 13, 'f32', { gemv: GEMVS[3]!, gemvMaxRows: 8 }, 1],
+      [9, 40, 64, 'bf16', { gemm: GEMMS[0]!, gemvMaxRows: 0 }, 1],
+      [8, 70, 2056, 'bf16', 'packed', 1],
+      [33, 65, 8, 'f32', 'packed', 1],
+      [12, 19, 24, 'f16', { gemm: GEMMS[4]!, gemvMaxRows: 0 }, 2], // tiled
+      [3, 5, 16, 'bf16', { gemm: GEMMS[2]!, gemvMaxRows: 0 }, 2], // register without shareX
+    ];
+    for (const [device, name] of [
+      [gpu, 'whole'],
+      [small, 'split'],
+    ] as const) {
+      for (const [m, n, k, dtype, v, dispatches] of cases) {
+        if (device === small && (v === 'packed' || k > 64)) continue; // packed groups exceed 1 KiB there
+        const x = randn([m, k], { seed: m + k });
+        const g = randn([k], { seed: k, dtype: 'bf16' });
+        const w = randn([n, k], { seed: n, dtype });
+        const expected = linearReference(
+          rmsnormReference(cpuFloats(x), cpuFloats(g), 1e-5),
+          cpuFloats(w),
+          m,
+          n,
+          k,
+        );
+        const rowMajor = await w.to(device);
+        const weight = v === 'packed' ? packLinearWeight(rowMajor) : rowMajor;
+        const [gx, gg] = await Promise.all([x.to(device), g.to(device)]);
+        const before = device.stats.dispatches;
+        const y = linearWith(gx, weight, v === 'packed' ? {} : v, undefined, { norm: { weight: gg } });
+        if (device === gpu) expect(device.stats.dispatches - before).toBe(dispatches);
+        expectClose(await y.toArray(), expected, {
+          atol: tolerance(k).atol,
+          rtol: 1e-5,
+          what: `rmsnorm + linear ${m}x${n}x${k} ${dtype} ${name} ${JSON.stringify(v)}`,
+        });
+        for (const t of [gx, gg, rowMajor, weight, y]) t.dispose();
       }
     }
   });

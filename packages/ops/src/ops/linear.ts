@@ -40,6 +40,7 @@ import {
   gemvVariant,
 } from '../gpu/variants.js';
 import {
+  bind,
   bindRange,
   checkFloat,
   checkRowMajor,
@@ -53,6 +54,7 @@ import {
 } from '../op.js';
 import { cast } from './layout.js';
 import { canShareX, chunkLayout, gemmWgsl, gemvWgsl, withF16Out, withXDtype } from './linear-wgsl.js';
+import { rmsnorm, rmsnormReference } from './rmsnorm.js';
 
 /**
  * The CPU reference: `out[i, j] = sum_k x[i, k] * w[j, k]` for x `[m, k]` and w `[n, k]`, accumulated in
@@ -89,8 +91,29 @@ export interface LinearVariants {
   gemvMaxRows?: number;
 }
 
+/** An RMSNorm that {@link linear} applies to x first (see {@link LinearOptions.norm}). */
+export interface FusedRmsNorm {
+  /** The weight `g`, `[K]` (any float dtype). */
+  weight: Tensor;
+  /** Added to the mean square (default 1e-5, as `rmsnorm`). */
+  eps?: number;
+}
+
+/** Options of {@link linear}. */
+export interface LinearOptions<O extends OutDType> extends OutOptions<O> {
+  /**
+   * Normalise x first: `linear(x, W, { norm: { weight, eps } })` is `linear(rmsnorm(x, weight, eps), W)`.
+   * Where the kernel allows (decode rows on GPUs, any rows on software adapters) it is one pass: x is
+   * multiplied by the weight as it is loaded, the sum of its squares is gathered on the way, and each
+   * result is scaled once, so the normalised x is never written and there is one dispatch, not two.
+   * Elsewhere (GPU prefill) the two ops run one after the other.
+   */
+  norm?: FusedRmsNorm;
+}
+
 /**
- * `x @ W^T`: x `[..., K]`, W `[N, K]` -> `[..., N]` (f32, or f16 with `{ out: 'f16' }`).
+ * `x @ W^T`: x `[..., K]`, W `[N, K]` -> `[..., N]` (f32, or f16 with `{ out: 'f16' }`); with
+ * `{ norm }`, `rmsnorm(x) @ W^T` in one pass ({@link LinearOptions.norm}).
  *
  * @example
  * ```ts
@@ -104,7 +127,7 @@ export interface LinearVariants {
 export function linear<X extends Shape, W extends Shape, O extends OutDType = 'f32'>(
   x: Tensor<X>,
   w: Tensor<W> & LinearCheck<X, W>,
-  options: OutOptions<O> = {},
+  options: LinearOptions<O> = {},
 ): Tensor<LinearShape<X, W>, O> {
   return linearWith(x, w, {}, undefined, options) as Tensor<LinearShape<X, W>, O>;
 }
@@ -141,7 +164,7 @@ export function linearWith(
   w: Tensor,
   variants: LinearVariants,
   into?: Tensor,
-  options: OutOptions<OutDType> = {},
+  options: LinearOptions<OutDType> = {},
 ): Tensor<Shape, OutDType> {
   const outShape = linearShape('linear', x.shape, w.shape);
   checkFloat('linear', x, w);
@@ -160,8 +183,21 @@ export function linearWith(
   }
   const [n, k] = w.shape as [number, number];
   const m = numel(x.shape) / Math.max(k, 1);
+  const norm = options.norm;
+  const eps = norm?.eps ?? 1e-5;
+  if (norm) {
+    checkShape(
+      norm.weight.shape.length === 1 && norm.weight.shape[0] === k,
+      'linear',
+      () =>
+        `the norm weight ${formatShape(norm.weight.shape)} must be [K] = [${k}] (x ${formatShape(x.shape)})`,
+    );
+    checkFloat('linear', norm.weight);
+    deviceOf('linear', x, norm.weight);
+  }
   if (!isGpu(device)) {
-    const product = linearReference(cpuFloats(x), cpuFloats(w), m, n, k);
+    const xs = norm ? rmsnormReference(cpuFloats(x), cpuFloats(norm.weight), eps) : cpuFloats(x);
+    const product = linearReference(xs, cpuFloats(w), m, n, k);
     if (!into) return cpuResult(product, outShape, o);
     const target = cpuData(into as Tensor<Shape, 'f32'>);
     for (let i = 0; i < target.length; i++) target[i] = target[i]! + product[i]!;
@@ -173,6 +209,21 @@ export function linearWith(
   if (packing && (variants.gemm || variants.gemv)) {
     throw new Error('linear: a packed weight runs one kernel; variants apply to row-major weights');
   }
+  const caps = device.caps;
+  const gemvRows = variants.gemvMaxRows ?? gemvMaxRows(caps);
+  const wBytes = DTYPE_BYTES[w.dtype];
+  const vec = k % 4 === 0 && (k * wBytes) % 16 === 0;
+  // The GEMV and the shareX kernel (packed weights among them) fuse an RMSNorm; the others do not.
+  const fuses =
+    packing !== undefined ||
+    m <= gemvRows ||
+    ((variants.gemm ?? gemmVariant(caps, m)).shareX === true && canShareX(w.dtype, vec, k));
+  if (norm && !fuses) {
+    const normed = rmsnorm(x, norm.weight, eps);
+    const result = linearWith(normed, w, variants, into, { out: o });
+    normed.dispose(); // back to the pool after the recorded work
+    return result;
+  }
   if (into && (k === 0 || into.numel === 0)) return into as Tensor<Shape, 'f32'>;
   const out = (into as Tensor<Shape, OutDType> | undefined) ?? empty(outShape, o, device);
   if (out.numel === 0) return out;
@@ -181,10 +232,6 @@ export function linearWith(
     const zeros = new Float32Array(m * n);
     return o === 'f32' ? tensor(zeros, outShape, { device }) : cast(tensor(zeros, outShape, { device }), o);
   }
-  const caps = device.caps;
-  const gemvRows = variants.gemvMaxRows ?? gemvMaxRows(caps);
-  const wBytes = DTYPE_BYTES[w.dtype];
-  const vec = k % 4 === 0 && (k * wBytes) % 16 === 0;
   const layout = chunkLayout(w.dtype, vec);
   const kc = k / layout.chunk;
   // Row blocks that each fit one binding: of W (columns of out), and of x and out together. Packed
@@ -229,17 +276,21 @@ export function linearWith(
         n,
         gx,
         into ? 1 : 0,
+        ...(norm ? new Uint32Array(new Float32Array([eps]).buffer) : []),
       ]);
       device.dispatch({
         op: 'linear',
-        key: `linear:${gemv ? 'gemv' : packing ? 'packed' : 'gemm'}:${JSON.stringify(v)}:${gemv ? mc : ''}:${x.dtype}:${w.dtype}:${vec}:${o}`,
+        key: `linear:${gemv ? 'gemv' : packing ? 'packed' : 'gemm'}:${JSON.stringify(v)}:${gemv ? mc : ''}:${x.dtype}:${w.dtype}:${vec}:${o}:${norm?.weight.dtype ?? ''}`,
         wgsl: () => {
+          const normDtype = norm?.weight.dtype;
           const code = gemv
-            ? gemvWgsl(v as GemvVariant, mc, w.dtype, vec)
-            : gemmWgsl(v as GemmVariant, w.dtype, vec, packing !== undefined);
+            ? gemvWgsl(v as GemvVariant, mc, w.dtype, vec, normDtype)
+            : gemmWgsl(v as GemmVariant, w.dtype, vec, packing !== undefined, normDtype);
           return withXDtype(o === 'f16' ? withF16Out(code) : code, x.dtype);
         },
-        buffers: [xs.binding, ws.binding, os.binding],
+        buffers: norm
+          ? [xs.binding, ws.binding, os.binding, bind('linear', norm.weight)]
+          : [xs.binding, ws.binding, os.binding],
         uniforms: params,
         workgroups: [wx, wy],
       });
