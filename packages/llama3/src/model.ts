@@ -23,6 +23,7 @@ import {
   rmsnorm,
   ropeQkv,
   ropeTables,
+  swigluLinear,
   swigluPacked,
   WebGpuDevice,
 } from '@proj/ops';
@@ -207,8 +208,12 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
 
     // Feed-forward: down(silu(gate(n)) * up(n)) with n = RMSNorm(r), gate and up as one matmul.
     const gateUp = this.#normedLinear(r, w.ffnNorm, w.wGateUp, this.compute, trace, 'layer0.ffn_norm_out'); // [S, 2F]
+    if (!trace) {
+      swigluLinear(gateUp, w.wDown, r); // r += (silu(gate) * up) @ w_down^T, SwiGLU done as w_down's kernel loads it
+      return r;
+    }
     const g = swigluPacked(gateUp, out); // [S, 2F] -> [S, F]
-    return residual(r, g, w.wDown, trace && 'layer0.ffn_out'); // r + g @ w_down^T: [S, D]
+    return residual(r, g, w.wDown, 'layer0.ffn_out'); // r + g @ w_down^T: [S, D]
 
     /**
      * `x + input @ weight^T`. Fused into the projection (x updated in place, no add kernel) unless the

@@ -79,6 +79,30 @@ fn x_at(i: u32) -> vec4<f32> { let q = x[i]; return ${widen4}; }`,
     .replace(X_SCALAR_F32, `@group(0) @binding(0) var<storage, read> x: array<u32>;\n${loader('x', dtype)}`);
 }
 
+/**
+ * A rendered kernel whose x is SwiGLU's input, `[M, 2K]` with gate and up side by side (as
+ * `swigluPacked` takes): `x_at` returns `silu(gate) * up` for the entry the kernel asks for, reading the
+ * two halves, so the kernels run unchanged on the `[M, K]` SwiGLU output, which is never written. `vec`
+ * and `xPerChunk` as the kernel's chunk layout (entries of 4 elements, else 1). Apply after
+ * {@link withXDtype}.
+ */
+export function withSwigluX(wgsl: string, vec: boolean, xPerChunk: number): string {
+  const T = vec ? 'vec4<f32>' : 'f32';
+  const at = wgsl.indexOf('fn x_at(i: u32)');
+  if (at < 0) throw new Error('withSwigluX: the kernel has no x_at');
+  return `${wgsl.slice(0, at)}fn x_at(i: u32) -> ${T} {
+  // Entry i of the [M, K] view: its row and place, then gate and up in the [M, 2K] tensor.
+  let ldx = p.kc * ${xPerChunk}u;
+  let row = (i - p.xb) / ldx;
+  let gate = x_raw(p.xb + row * 2u * ldx + (i - p.xb) % ldx);
+  let up = x_raw(p.xb + row * 2u * ldx + (i - p.xb) % ldx + ldx);
+  let e = exp(-abs(gate)); // silu as the swiglu op computes it: exp never overflows
+  let r = 1.0 / (1.0 + e);
+  return gate * select(e * r, r, gate >= ${T}(0.0)) * up;
+}
+${wgsl.slice(at).replace('fn x_at(i: u32)', 'fn x_raw(i: u32)')}`;
+}
+
 /** The chunk layout of weights of `dtype`; `vec` when a row is a whole number of 16-byte words. */
 export function chunkLayout(dtype: DType, vec: boolean): ChunkLayout {
   const out = OUT_F32;

@@ -3,9 +3,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebGpuDevice } from '../gpu/device.js';
 import { type GemmVariant, type GemvVariant, NAIVE_GEMM } from '../gpu/variants.js';
 import { expectClose, testDevice } from '../testing.js';
-import { type LinearVariants, linear, linearAccumulate, linearReference, linearWith } from './linear.js';
+import {
+  type LinearVariants,
+  linear,
+  linearAccumulate,
+  linearReference,
+  linearWith,
+  swigluLinear,
+} from './linear.js';
 import { packingOf, packLinearWeight } from './pack.js';
 import { rmsnormReference } from './rmsnorm.js';
+import { swigluPackedReference } from './swiglu-packed.js';
 
 /**
  * Tolerance against the f64 reference for a sum of K products of typical size `rms`. Summing in f32, each
@@ -253,6 +261,54 @@ describe('linear on WebGPU matches the f64 reference', () => {
           what: `rmsnorm + linear ${m}x${n}x${k} ${dtype} ${name} ${JSON.stringify(v)}`,
         });
         for (const t of [gx, gg, rowMajor, weight, y]) t.dispose();
+      }
+    }
+  });
+
+  // SwiGLU computed as x is loaded: x is [M, 2K]. Against the references in sequence: the product's f32
+  // error (as above, |silu(g) u| ~ 1) plus swiglu's own (rtol 1e-5 per value, see activations.test.ts),
+  // which adds up over K terms like a random walk: 4 sqrt(K) 1e-5.
+  it('with SwiGLU fused into the input: every kernel, f32 and f16 x, whole and split, accumulating', async ({
+    skip,
+  }) => {
+    if (!gpu || !small) return skip('no WebGPU adapter');
+    const cases: [number, number, number, 'f32' | 'f16', LinearVariants | 'packed'][] = [
+      [1, 37, 24, 'f32', {}],
+      [3, 13, 16, 'f16', { gemv: GEMVS[0]!, gemvMaxRows: 8 }],
+      [5, 9, 72, 'f32', { gemv: GEMVS[1]!, gemvMaxRows: 8 }],
+      [2, 11, 21, 'f32', { gemv: GEMVS[2]!, gemvMaxRows: 8 }],
+      [9, 40, 64, 'f16', { gemm: GEMMS[0]!, gemvMaxRows: 0 }],
+      [12, 19, 24, 'f32', { gemm: GEMMS[4]!, gemvMaxRows: 0 }],
+      [3, 5, 13, 'f32', { gemm: GEMMS[3]!, gemvMaxRows: 0 }],
+      [8, 70, 2056, 'f32', 'packed'],
+    ];
+    for (const [device, name] of [
+      [gpu, 'whole'],
+      [small, 'split'],
+    ] as const) {
+      for (const [m, n, k, xDtype, v] of cases) {
+        if (device === small && (v === 'packed' || k > 64)) continue; // packed groups exceed 1 KiB there
+        const x = randn([m, 2 * k], { seed: m + k, dtype: xDtype });
+        const w = randn([n, k], { seed: n, dtype: 'bf16' });
+        const expected = linearReference(swigluPackedReference(cpuFloats(x), k), cpuFloats(w), m, n, k);
+        const rowMajor = await w.to(device);
+        const weight = v === 'packed' ? packLinearWeight(rowMajor) : rowMajor;
+        const gx = await x.to(device);
+        const y = linearWith(gx, weight, v === 'packed' ? {} : v, undefined, { swiglu: true });
+        expect(y.shape).toEqual([m, n]);
+        const tol = { atol: tolerance(k).atol + 4 * Math.sqrt(k) * 1e-5, rtol: 1e-5 };
+        const what = `swiglu + linear ${m}x${n}x${k} ${xDtype} x ${name} ${JSON.stringify(v)}`;
+        expectClose(await y.toArray(), expected, { ...tol, what });
+        // Accumulating into a residual, through the typed entry point.
+        const acc = await randn([m, n], { seed: 5 }).to(device);
+        const before = await acc.toArray();
+        swigluLinear(gx, weight, acc);
+        expectClose(
+          await acc.toArray(),
+          expected.map((e, i) => e + before[i]!),
+          { ...tol, what: `${what}, accumulated` },
+        );
+        for (const t of [gx, rowMajor, weight, y, acc]) t.dispose();
       }
     }
   });

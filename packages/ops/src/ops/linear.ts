@@ -19,6 +19,7 @@ import {
   DTYPE_BYTES,
   empty,
   formatShape,
+  type Init,
   type LinearCheck,
   type LinearShape,
   linearShape,
@@ -53,8 +54,17 @@ import {
   outDtype,
 } from '../op.js';
 import { cast } from './layout.js';
-import { canShareX, chunkLayout, gemmWgsl, gemvWgsl, withF16Out, withXDtype } from './linear-wgsl.js';
+import {
+  canShareX,
+  chunkLayout,
+  gemmWgsl,
+  gemvWgsl,
+  withF16Out,
+  withSwigluX,
+  withXDtype,
+} from './linear-wgsl.js';
 import { rmsnorm, rmsnormReference } from './rmsnorm.js';
+import { swigluPackedReference } from './swiglu-packed.js';
 
 /**
  * The CPU reference: `out[i, j] = sum_k x[i, k] * w[j, k]` for x `[m, k]` and w `[n, k]`, accumulated in
@@ -109,6 +119,12 @@ export interface LinearOptions<O extends OutDType> extends OutOptions<O> {
    * Elsewhere (GPU prefill) the two ops run one after the other.
    */
   norm?: FusedRmsNorm;
+  /**
+   * x is SwiGLU's input, `[..., 2K]` with gate and up side by side (as `swigluPacked` takes): the result is
+   * `swigluPacked(x) @ W^T`, with `silu(gate) * up` computed as the kernel loads x (never written). Typed
+   * callers use {@link swigluLinear}.
+   */
+  swiglu?: boolean;
 }
 
 /**
@@ -156,6 +172,29 @@ export function linearAccumulate<A extends Shape, X extends Shape, W extends Sha
 }
 
 /**
+ * `swigluPacked(gateUp) @ W^T` in one pass: `gateUp [..., 2K]` holds gate and up side by side, W is
+ * `[N, K]`, the result `[..., N]`; `silu(gate) * up` is computed as the kernel loads its input, so the
+ * `[..., K]` SwiGLU output is never written (one dispatch, not two). With `acc`, the product is added to
+ * it in place (`linearAccumulate`'s residual) and returned.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from '@proj/core';
+ * import { swigluLinear } from '@proj/ops';
+ * const gateUp = tensor([0, 1, 2, 3], [1, 4]); // gate [0, 1], up [2, 3]
+ * const y = swigluLinear(gateUp, tensor([1, 1], [1, 2])); // silu(0) * 2 + silu(1) * 3
+ * console.log(await y.toArray()); // Float32Array [2.1932]
+ * ```
+ */
+export function swigluLinear<G extends Shape, W extends Shape>(
+  gateUp: Tensor<G>,
+  w: Tensor<W>,
+  acc?: Tensor,
+): Tensor<readonly [...Init<G>, W[0]]> {
+  return linearWith(gateUp, w, {}, acc, { swiglu: true }) as Tensor<readonly [...Init<G>, W[0]]>;
+}
+
+/**
  * {@link linear} with chosen kernel variants (tests and benchmarks); shapes are checked at run time only.
  * With `into`, the product is added to that tensor in place and returned (f32 only).
  */
@@ -166,7 +205,16 @@ export function linearWith(
   into?: Tensor,
   options: LinearOptions<OutDType> = {},
 ): Tensor<Shape, OutDType> {
-  const outShape = linearShape('linear', x.shape, w.shape);
+  const swiglu = options.swiglu === true;
+  const xLast = x.shape[x.shape.length - 1] ?? 0;
+  checkShape(
+    !swiglu || xLast % 2 === 0,
+    'linear',
+    () => `with swiglu, x ${formatShape(x.shape)} must have an even last dim (gate and up side by side)`,
+  );
+  // The shape of the x the product sees: SwiGLU halves the last dim.
+  const xShape = swiglu ? [...x.shape.slice(0, -1), xLast / 2] : x.shape;
+  const outShape = linearShape('linear', xShape, w.shape);
   checkFloat('linear', x, w);
   const device = deviceOf('linear', x, w, ...(into ? [into] : []));
   const o = outDtype('linear', device, options);
@@ -182,9 +230,11 @@ export function linearWith(
     );
   }
   const [n, k] = w.shape as [number, number];
-  const m = numel(x.shape) / Math.max(k, 1);
+  const m = numel(xShape) / Math.max(k, 1);
+  const xk = swiglu ? 2 * k : k; // x elements per row as stored
   const norm = options.norm;
   const eps = norm?.eps ?? 1e-5;
+  if (norm && swiglu) throw new Error('linear: norm and swiglu do not combine');
   if (norm) {
     checkShape(
       norm.weight.shape.length === 1 && norm.weight.shape[0] === k,
@@ -196,7 +246,11 @@ export function linearWith(
     deviceOf('linear', x, norm.weight);
   }
   if (!isGpu(device)) {
-    const xs = norm ? rmsnormReference(cpuFloats(x), cpuFloats(norm.weight), eps) : cpuFloats(x);
+    const xs = norm
+      ? rmsnormReference(cpuFloats(x), cpuFloats(norm.weight), eps)
+      : swiglu
+        ? swigluPackedReference(cpuFloats(x), k)
+        : cpuFloats(x);
     const product = linearReference(xs, cpuFloats(w), m, n, k);
     if (!into) return cpuResult(product, outShape, o);
     const target = cpuData(into as Tensor<Shape, 'f32'>);
@@ -238,10 +292,10 @@ export function linearWith(
   // weights are bound in whole row groups, which start at aligned offsets (a group is 512 bytes or more).
   const nBlock = packing ? groupsPerBinding(device, packing) : rowsPerBinding(device, k * wBytes);
   const xBytes = DTYPE_BYTES[x.dtype];
-  const mBlock = Math.min(rowsPerBinding(device, k * xBytes), rowsPerBinding(device, n * 4));
+  const mBlock = Math.min(rowsPerBinding(device, xk * xBytes), rowsPerBinding(device, n * 4));
   for (let m0 = 0; m0 < m; m0 += mBlock) {
     const mc = Math.min(mBlock, m - m0);
-    const xs = span(x, m0 * k, mc * k, xBytes, caps.storageOffsetAlignment);
+    const xs = span(x, m0 * xk, mc * xk, xBytes, caps.storageOffsetAlignment);
     const os = span(out, m0 * n, mc * n, DTYPE_BYTES[o], caps.storageOffsetAlignment);
     for (let n0 = 0; n0 < n; n0 += nBlock) {
       const nc = Math.min(nBlock, n - n0);
@@ -280,13 +334,14 @@ export function linearWith(
       ]);
       device.dispatch({
         op: 'linear',
-        key: `linear:${gemv ? 'gemv' : packing ? 'packed' : 'gemm'}:${JSON.stringify(v)}:${gemv ? mc : ''}:${x.dtype}:${w.dtype}:${vec}:${o}:${norm?.weight.dtype ?? ''}`,
+        key: `linear:${gemv ? 'gemv' : packing ? 'packed' : 'gemm'}:${JSON.stringify(v)}:${gemv ? mc : ''}:${x.dtype}:${w.dtype}:${vec}:${o}:${norm?.weight.dtype ?? ''}:${swiglu ? 'swiglu' : ''}`,
         wgsl: () => {
           const normDtype = norm?.weight.dtype;
           const code = gemv
             ? gemvWgsl(v as GemvVariant, mc, w.dtype, vec, normDtype)
             : gemmWgsl(v as GemmVariant, w.dtype, vec, packing !== undefined, normDtype);
-          return withXDtype(o === 'f16' ? withF16Out(code) : code, x.dtype);
+          const typed = withXDtype(o === 'f16' ? withF16Out(code) : code, x.dtype);
+          return swiglu ? withSwigluX(typed, vec, layout.xPerChunk) : typed;
         },
         buffers: norm
           ? [xs.binding, ws.binding, os.binding, bind('linear', norm.weight)]
