@@ -116,5 +116,26 @@ export function gemmVariant(caps: GpuCaps, m = DECODE_ROWS + 1): GemmVariant {
   return { kind: 'tiled', tileM: 4, tileN: 4, groupN: 16, groupM: 16 };
 }
 
+/**
+ * Whether `linear(x, W, { norm })` folds the RMSNorm into its kernel for `m` rows (where the kernel can):
+ * for decode rows. A prefill kernel's workgroups each reload the norm's weight with x (one more load per x
+ * value in each of N / 32 workgroups), which cost the software kernel 8% on lavapipe (64-token prefill,
+ * interleaved runs) for one dispatch saved per norm; GPU prefill's tiled kernel does not fold it at all.
+ */
+export function fusesRmsnorm(_caps: GpuCaps, m: number): boolean {
+  return m <= DECODE_ROWS;
+}
+
+/**
+ * Whether `linear` computes SwiGLU inside the matmul that consumes it (`swigluLinear`) for `m` rows, or runs
+ * `swigluPacked` first. Fused, every workgroup recomputes `silu(gate) * up` for the x values it loads (an
+ * exp each, N / 32 times over for N output columns): on GPUs that is cheap next to a dispatch, for decode
+ * rows; on software adapters it cost more than it saved (1B decode 5.4 -> 4.8 tok/s, prefill -40% on
+ * lavapipe), as it does for prefill anywhere.
+ */
+export function fusesSwiglu(caps: GpuCaps, m: number): boolean {
+  return !caps.software && m <= DECODE_ROWS;
+}
+
 /** The baseline GEMM of the benchmarks: one output per invocation, 8 x 8 invocations per workgroup. */
 export const NAIVE_GEMM: GemmVariant = { kind: 'naive', tileM: 1, tileN: 1, groupN: 8, groupM: 8 };

@@ -396,6 +396,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   for (var b = 0u; b < p.kc; b += ${perBlock}u) {
     let xq = b * ${L.xPerChunk}u; // x entry (vec4) of this block's first element
     let k0 = b * ${L.chunk}u; // and its index in the row (for g)
+    ${norm ? 'let gl = g_at(k0 + lid); // the weight of the x value this lane loads, the same for every row' : ''}
     ${range(TM)
       .map(
         (i) => `${xs(i)
@@ -406,7 +407,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         norm
           ? `let raw = x_at(xr${i} + xq + (lid >> 2u))[lid & 3u];
       ss${i} += raw * raw;
-      let own = raw * g_at(k0 + lid);`
+      let own = raw * gl;`
           : `let own = x_at(xr${i} + xq + (lid >> 2u))[lid & 3u];`
       }
       ${xs(i)

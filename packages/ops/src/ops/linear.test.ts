@@ -253,7 +253,8 @@ describe('linear on WebGPU matches the f64 reference', () => {
         const weight = v === 'packed' ? packLinearWeight(rowMajor) : rowMajor;
         const [gx, gg] = await Promise.all([x.to(device), g.to(device)]);
         const before = device.stats.dispatches;
-        const y = linearWith(gx, weight, v === 'packed' ? {} : v, undefined, { norm: { weight: gg } });
+        const forced = { ...(v === 'packed' ? {} : v), fuseNorm: true }; // decode rows only by default
+        const y = linearWith(gx, weight, forced, undefined, { norm: { weight: gg } });
         if (device === gpu) expect(device.stats.dispatches - before).toBe(dispatches);
         expectClose(await y.toArray(), expected, {
           atol: tolerance(k).atol,
@@ -294,12 +295,14 @@ describe('linear on WebGPU matches the f64 reference', () => {
         const rowMajor = await w.to(device);
         const weight = v === 'packed' ? packLinearWeight(rowMajor) : rowMajor;
         const gx = await x.to(device);
-        const y = linearWith(gx, weight, v === 'packed' ? {} : v, undefined, { swiglu: true });
+        // Fused (forced: software adapters run swigluPacked first by default, as swigluLinear does below).
+        const fused = { ...(v === 'packed' ? {} : v), fuseSwiglu: true };
+        const y = linearWith(gx, weight, fused, undefined, { swiglu: true });
         expect(y.shape).toEqual([m, n]);
         const tol = { atol: tolerance(k).atol + 4 * Math.sqrt(k) * 1e-5, rtol: 1e-5 };
         const what = `swiglu + linear ${m}x${n}x${k} ${xDtype} x ${name} ${JSON.stringify(v)}`;
         expectClose(await y.toArray(), expected, { ...tol, what });
-        // Accumulating into a residual, through the typed entry point.
+        // Accumulating into a residual, through the typed entry point (fused where the adapter fuses).
         const acc = await randn([m, n], { seed: 5 }).to(device);
         const before = await acc.toArray();
         swigluLinear(gx, weight, acc);

@@ -34,6 +34,8 @@ import { GpuOpError } from '../gpu/errors.js';
 import { groupRows, type RowPacking } from '../gpu/packing.js';
 import {
   DECODE_ROWS,
+  fusesRmsnorm,
+  fusesSwiglu,
   type GemmVariant,
   type GemvVariant,
   gemmVariant,
@@ -64,7 +66,7 @@ import {
   withXDtype,
 } from './linear-wgsl.js';
 import { rmsnorm, rmsnormReference } from './rmsnorm.js';
-import { swigluPackedReference } from './swiglu-packed.js';
+import { swigluPacked, swigluPackedReference } from './swiglu-packed.js';
 
 /**
  * The CPU reference: `out[i, j] = sum_k x[i, k] * w[j, k]` for x `[m, k]` and w `[n, k]`, accumulated in
@@ -99,6 +101,10 @@ export interface LinearVariants {
   gemm?: GemmVariant;
   /** Largest M that runs the GEMV (default {@link gemvMaxRows}). */
   gemvMaxRows?: number;
+  /** Compute SwiGLU inside the matmul (`{ swiglu: true }`; default {@link fusesSwiglu}). */
+  fuseSwiglu?: boolean;
+  /** Fold the RMSNorm into the kernel where it can (`{ norm }`; default {@link fusesRmsnorm}). */
+  fuseNorm?: boolean;
 }
 
 /** An RMSNorm that {@link linear} applies to x first (see {@link LinearOptions.norm}). */
@@ -269,13 +275,20 @@ export function linearWith(
   const vec = k % 4 === 0 && (k * wBytes) % 16 === 0;
   // The GEMV and the shareX kernel (packed weights among them) fuse an RMSNorm; the others do not.
   const fuses =
-    packing !== undefined ||
-    m <= gemvRows ||
-    ((variants.gemm ?? gemmVariant(caps, m)).shareX === true && canShareX(w.dtype, vec, k));
+    (variants.fuseNorm ?? fusesRmsnorm(caps, m)) &&
+    (packing !== undefined ||
+      m <= gemvRows ||
+      ((variants.gemm ?? gemmVariant(caps, m)).shareX === true && canShareX(w.dtype, vec, k)));
   if (norm && !fuses) {
     const normed = rmsnorm(x, norm.weight, eps);
     const result = linearWith(normed, w, variants, into, { out: o });
     normed.dispose(); // back to the pool after the recorded work
+    return result;
+  }
+  if (swiglu && !(variants.fuseSwiglu ?? fusesSwiglu(caps, m))) {
+    const g = swigluPacked(x); // [..., 2K] -> [..., K], f32
+    const result = linearWith(g, w, variants, into, { out: o });
+    g.dispose(); // back to the pool after the recorded work
     return result;
   }
   if (into && (k === 0 || into.numel === 0)) return into as Tensor<Shape, 'f32'>;
