@@ -119,16 +119,16 @@ export interface FusedRmsNorm {
 export interface LinearOptions<O extends OutDType> extends OutOptions<O> {
   /**
    * Normalise x first: `linear(x, W, { norm: { weight, eps } })` is `linear(rmsnorm(x, weight, eps), W)`.
-   * Where the kernel allows (decode rows on GPUs, any rows on software adapters) it is one pass: x is
-   * multiplied by the weight as it is loaded, the sum of its squares is gathered on the way, and each
-   * result is scaled once, so the normalised x is never written and there is one dispatch, not two.
-   * Elsewhere (GPU prefill) the two ops run one after the other.
+   * For decode rows it is one pass (`fusesRmsnorm` in `gpu/variants.ts`): x is multiplied by the weight as
+   * it is loaded, the sum of its squares is gathered on the way, and each result is scaled once, so the
+   * normalised x is never written and there is one dispatch, not two. For prefill the two ops run one
+   * after the other.
    */
   norm?: FusedRmsNorm;
   /**
    * x is SwiGLU's input, `[..., 2K]` with gate and up side by side (as `swigluPacked` takes): the result is
-   * `swigluPacked(x) @ W^T`, with `silu(gate) * up` computed as the kernel loads x (never written). Typed
-   * callers use {@link swigluLinear}.
+   * `swigluPacked(x) @ W^T`, with `silu(gate) * up` computed as the kernel loads x where that pays
+   * (`fusesSwiglu`), else by `swigluPacked` first. Typed callers use {@link swigluLinear}.
    */
   swiglu?: boolean;
 }
@@ -178,10 +178,10 @@ export function linearAccumulate<A extends Shape, X extends Shape, W extends Sha
 }
 
 /**
- * `swigluPacked(gateUp) @ W^T` in one pass: `gateUp [..., 2K]` holds gate and up side by side, W is
- * `[N, K]`, the result `[..., N]`; `silu(gate) * up` is computed as the kernel loads its input, so the
- * `[..., K]` SwiGLU output is never written (one dispatch, not two). With `acc`, the product is added to
- * it in place (`linearAccumulate`'s residual) and returned.
+ * `swigluPacked(gateUp) @ W^T`: `gateUp [..., 2K]` holds gate and up side by side, W is `[N, K]`, the
+ * result `[..., N]`. Where it pays (`fusesSwiglu`: decode rows on GPUs) it is one pass: `silu(gate) * up` is
+ * computed as the kernel loads its input, so the `[..., K]` SwiGLU output is never written (one dispatch,
+ * not two). With `acc`, the product is added to it in place (`linearAccumulate`'s residual) and returned.
  *
  * @example
  * ```ts
