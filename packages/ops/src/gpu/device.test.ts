@@ -71,6 +71,27 @@ describe('WebGpuDevice', () => {
     expect((error as GpuOpError).message).toContain('bad-binding');
   });
 
+  it('writes large data through its staging buffers, and the rest through writeBuffer when they are busy', async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    // 72 MiB + 6 bytes: four 16 MiB staging buffers take the first 64 MiB, writeBuffer the rest; then a
+    // second write of 20 MiB after the first has run reuses the staging buffers once they are mapped again.
+    const words = (72 << 18) + 1;
+    const data = new Uint8Array(new Uint32Array(words).map((_, i) => i * 2654435761).buffer);
+    const big = gpu.alloc(data.byteLength + 8);
+    gpu.write(big, 4, data.subarray(0, data.byteLength - 2)); // an odd tail of 2 bytes too
+    // (Buffer.equals: a deep toEqual of 75 million bytes takes minutes.)
+    const same = (a: Uint8Array, b: Uint8Array) =>
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+    const back = await gpu.read(big);
+    expect(same(back.subarray(4, 4 + data.byteLength - 2), data.subarray(0, data.byteLength - 2))).toBe(true);
+    const second = data.subarray(8, 8 + (20 << 20));
+    gpu.write(big, 1 << 20, second);
+    expect(same((await gpu.read(big)).subarray(1 << 20, (1 << 20) + second.byteLength), second)).toBe(true);
+    big.free();
+  });
+
   it('refuses an allocation over the device limits, naming the op', ({ skip }) => {
     if (!gpu) return skip('no WebGPU adapter');
     expect(() => gpu!.alloc(gpu!.caps.maxBufferSize + 1)).toThrow(

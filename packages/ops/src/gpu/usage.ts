@@ -7,6 +7,7 @@
 /** `GPUBufferUsage` flags. */
 export const BufferUsage = {
   MAP_READ: 0x1,
+  MAP_WRITE: 0x2,
   COPY_SRC: 0x4,
   COPY_DST: 0x8,
   UNIFORM: 0x40,
@@ -15,3 +16,6 @@ export const BufferUsage = {
 
 /** `GPUMapMode.READ`. */
 export const MAP_READ = 0x1;
+
+/** `GPUMapMode.WRITE`. */
+export const MAP_WRITE = 0x2;
