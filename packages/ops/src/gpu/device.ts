@@ -202,13 +202,29 @@ export class WebGpuDevice implements Device {
     return storage;
   }
 
-  /** Copies `bytes` into `storage` at `byteOffset` (a multiple of 4) with `queue.writeBuffer`. */
+  /**
+   * Copies `bytes` into `storage` at `byteOffset` (a multiple of 4), ordered after the work recorded so
+   * far; large writes go through the device's staging buffers.
+   */
   write(storage: Storage, byteOffset: number, bytes: Uint8Array): void {
     const target = storage as GpuStorage;
-    this.#checkAlive('write');
     if (target.packing)
       throw new GpuOpError('write', 'the tensor holds a packed weight; write it before packing');
-    if (byteOffset % 4 !== 0 || byteOffset < 0 || byteOffset + bytes.byteLength > target.byteLength) {
+    this.#writeBytes(target, target.byteLength, byteOffset, bytes);
+  }
+
+  /**
+   * @internal Writes bytes already in the packed layout (whole row groups, see `gpu/packing.ts`) into a
+   * packed weight, at the byte offset of their first row.
+   */
+  writePacked(storage: GpuStorage, byteOffset: number, bytes: Uint8Array): void {
+    if (!storage.packing) throw new GpuOpError('write', 'writePacked takes a packed weight');
+    this.#writeBytes(storage, packedBytes(storage.packing), byteOffset, bytes);
+  }
+
+  #writeBytes(target: GpuStorage, limit: number, byteOffset: number, bytes: Uint8Array): void {
+    this.#checkAlive('write');
+    if (byteOffset % 4 !== 0 || byteOffset < 0 || byteOffset + bytes.byteLength > limit) {
       throw new GpuOpError(
         'write',
         `${bytes.byteLength} bytes at offset ${byteOffset} do not fit a ${target.byteLength}-byte tensor (offsets must be multiples of 4)`,

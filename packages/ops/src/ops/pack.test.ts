@@ -5,6 +5,7 @@ import type { WebGpuDevice } from '../gpu/device.js';
 import {
   packedBytes,
   packedWord,
+  packGroups,
   packRowsReference,
   type RowPacking,
   unpackRowsReference,
@@ -56,6 +57,22 @@ describe('the packed layout (CPU)', () => {
       const padding = packed.length - bytes.length;
       expect(packed.filter((b) => b === 0).length).toBe(padding); // the data has no zero bytes
       expect(unpackRowsReference(packed, p)).toEqual(bytes);
+    }
+  });
+
+  it('packs whole groups on the host exactly as the reference does', () => {
+    for (const [rows, rowBytes] of [
+      [32, 16],
+      [64, 48],
+      [70, 32], // the last group partial: zero padding rows
+      [5, 64],
+    ] as const) {
+      const p = layout(rows, rowBytes);
+      const bytes = Uint8Array.from({ length: rows * rowBytes }, (_, i) => 1 + ((i * 31) % 250));
+      expect(packGroups(bytes, p)).toEqual(packRowsReference(bytes, p));
+      expect(packGroups(bytes.subarray(0, 32 * rowBytes), p)).toEqual(
+        packRowsReference(bytes.subarray(0, 32 * rowBytes), { ...p, rows: Math.min(rows, 32) }),
+      );
     }
   });
 
@@ -119,6 +136,13 @@ describe('packed weights on WebGPU', () => {
         writeRows(w, row, bytes.subarray(row * 48, Math.min(70, row + 9) * 48)); // 9 rows of 48 bytes
       }
       expect(await w.toArray()).toEqual(await fresh.toArray());
+      // Whole groups (packed on the host), then the partial last group.
+      const next = randn([70, 24], { seed: 3, dtype: 'f16' });
+      const again = new Uint8Array(cpuData(next).buffer);
+      writeRows(w, 0, again.subarray(0, 32 * 48));
+      writeRows(w, 32, again.subarray(32 * 48, 64 * 48));
+      writeRows(w, 64, again.subarray(64 * 48));
+      expect(await w.toArray()).toEqual(await next.toArray());
       expect(() => writeRows(w, 69, bytes.subarray(0, 96))).toThrow('are not whole rows of [70, 24] f16');
       w.dispose();
     }

@@ -11,7 +11,7 @@
 import { type Device, DTYPE_BYTES, type DType, empty, formatShape, type Shape, Tensor } from '@proj/core';
 import type { GpuStorage, WebGpuDevice } from '../gpu/device.js';
 import { GpuOpError } from '../gpu/errors.js';
-import { groupRows, packedWordWgsl, type RowPacking } from '../gpu/packing.js';
+import { groupRows, packedWordWgsl, packGroups, type RowPacking } from '../gpu/packing.js';
 import { SOFTWARE_LANES, weightPacking } from '../gpu/variants.js';
 import { bindRange, grid, isGpu } from '../op.js';
 import { canShareX } from './linear-wgsl.js';
@@ -59,8 +59,9 @@ export function emptyLinearWeight<const S extends Shape, D extends DType>(
 
 /**
  * Writes rows `[firstRow, firstRow + n)` of a `[N, K]` weight from `bytes` (n whole rows, row-major, in
- * the weight's dtype), whatever the weight's layout: a packed weight receives them through a staging
- * buffer and one packing kernel, submitted at once so that the staging buffer serves the next call.
+ * the weight's dtype), whatever the weight's layout. A packed weight gets whole row groups packed on the
+ * host (`packGroups`); other runs of rows go through a staging tensor and one packing kernel, submitted at
+ * once so that the staging buffer serves the next call.
  */
 export function writeRows(w: Tensor, firstRow: number, bytes: Uint8Array): void {
   const rowBytes = (w.shape[1] ?? 1) * DTYPE_BYTES[w.dtype];
@@ -78,6 +79,12 @@ export function writeRows(w: Tensor, firstRow: number, bytes: Uint8Array): void 
   }
   if (rows === 0) return;
   const device = w.device as WebGpuDevice;
+  const G = groupRows(packing);
+  if (firstRow % G === 0 && (rows % G === 0 || firstRow + rows === n)) {
+    // Whole groups (a loader's chunks, as a rule): packed on the host, one copy to the device.
+    device.writePacked(w.storage as GpuStorage, firstRow * rowBytes, packGroups(bytes, packing));
+    return;
+  }
   const staging = new Tensor(device.upload(bytes), [rows, w.shape[1]!], w.dtype);
   transfer(device, 'pack', staging, firstRow, w, packing, firstRow, firstRow + rows);
   staging.dispose();
