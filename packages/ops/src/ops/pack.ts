@@ -18,6 +18,9 @@ import { canShareX } from './linear-wgsl.js';
 
 const WORKGROUP = 256;
 
+// writeRows' buffer for host-packed groups (a loader writes chunk after chunk of the same size).
+let scratch: Uint8Array | undefined;
+
 /** The packing of `t`, or undefined for a row-major tensor. */
 export function packingOf(t: Tensor): RowPacking | undefined {
   return isGpu(t.device) ? (t.storage as GpuStorage).packing : undefined;
@@ -82,7 +85,8 @@ export function writeRows(w: Tensor, firstRow: number, bytes: Uint8Array): void 
   const G = groupRows(packing);
   if (firstRow % G === 0 && (rows % G === 0 || firstRow + rows === n)) {
     // Whole groups (a loader's chunks, as a rule): packed on the host, one copy to the device.
-    device.writePacked(w.storage as GpuStorage, firstRow * rowBytes, packGroups(bytes, packing));
+    scratch = packGroups(bytes, packing, scratch); // written out before the next call: reused
+    device.writePacked(w.storage as GpuStorage, firstRow * rowBytes, scratch);
     return;
   }
   const staging = new Tensor(device.upload(bytes), [rows, w.shape[1]!], w.dtype);
