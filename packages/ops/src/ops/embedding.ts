@@ -19,7 +19,6 @@ import {
   type Tensor,
   toFloat32,
 } from '@proj/core';
-import type { GpuStorage } from '../gpu/device.js';
 import { GpuOpError } from '../gpu/errors.js';
 import { groupRows, packedWordWgsl, type RowPacking } from '../gpu/packing.js';
 import {
@@ -35,6 +34,7 @@ import {
   Params,
 } from '../op.js';
 import { declare, declareOut, enableF16, LINEAR_WORKGROUP, loader, params, stored } from '../wgsl.js';
+import { packingOf } from './pack.js';
 
 const WORKGROUP = 256;
 
@@ -177,7 +177,7 @@ export function embedding<
   const out = empty(shape, o, device);
   const rowBytes = dim * DTYPE_BYTES[table.dtype];
   const { maxStorageBindingSize, storageOffsetAlignment, maxWorkgroupsPerDimension } = device.caps;
-  const packing = (table.storage as GpuStorage).packing;
+  const packing = packingOf(table);
   // A packed table is bound in whole row groups (see gpu/packing.ts), padding included.
   const G = packing ? groupRows(packing) : 1;
   const ranges = embeddingRanges(

@@ -29,7 +29,7 @@ import {
   type Tensor,
   tensor,
 } from '@proj/core';
-import type { BufferBinding, GpuStorage, WebGpuDevice } from '../gpu/device.js';
+import type { BufferBinding, WebGpuDevice } from '../gpu/device.js';
 import { GpuOpError } from '../gpu/errors.js';
 import { groupRows, type RowPacking } from '../gpu/packing.js';
 import {
@@ -65,6 +65,7 @@ import {
   withSwigluX,
   withXDtype,
 } from './linear-wgsl.js';
+import { packingOf } from './pack.js';
 import { rmsnorm, rmsnormReference } from './rmsnorm.js';
 import { swigluPacked, swigluPackedReference } from './swiglu-packed.js';
 
@@ -265,7 +266,7 @@ export function linearWith(
   }
   checkRowMajor('linear', x);
   if (into) checkRowMajor('linearAccumulate', into);
-  const packing = (w.storage as GpuStorage).packing;
+  const packing = packingOf(w);
   if (packing && (variants.gemm || variants.gemv)) {
     throw new Error('linear: a packed weight runs one kernel; variants apply to row-major weights');
   }
@@ -273,22 +274,22 @@ export function linearWith(
   const gemvRows = variants.gemvMaxRows ?? gemvMaxRows(caps);
   const wBytes = DTYPE_BYTES[w.dtype];
   const vec = k % 4 === 0 && (k * wBytes) % 16 === 0;
-  // The GEMV and the shareX kernel (packed weights among them) fuse an RMSNorm; the others do not.
-  const fuses =
+  // A norm or SwiGLU that this kernel does not fold (or where folding does not pay) runs as its own op
+  // first. The GEMV and the shareX kernel (packed weights among them) can fold a norm, every kernel SwiGLU.
+  const normFolds = () =>
     (variants.fuseNorm ?? fusesRmsnorm(caps, m)) &&
     (packing !== undefined ||
       m <= gemvRows ||
       ((variants.gemm ?? gemmVariant(caps, m)).shareX === true && canShareX(w.dtype, vec, k)));
-  if (norm && !fuses) {
-    const normed = rmsnorm(x, norm.weight, eps);
-    const result = linearWith(normed, w, variants, into, { out: o });
-    normed.dispose(); // back to the pool after the recorded work
-    return result;
-  }
-  if (swiglu && !(variants.fuseSwiglu ?? fusesSwiglu(caps, m))) {
-    const g = swigluPacked(x); // [..., 2K] -> [..., K], f32
-    const result = linearWith(g, w, variants, into, { out: o });
-    g.dispose(); // back to the pool after the recorded work
+  const input =
+    norm && !normFolds()
+      ? rmsnorm(x, norm.weight, eps)
+      : swiglu && !(variants.fuseSwiglu ?? fusesSwiglu(caps, m))
+        ? swigluPacked(x) // [..., 2K] -> [..., K], f32
+        : undefined;
+  if (input) {
+    const result = linearWith(input, w, variants, into, { out: o });
+    input.dispose(); // back to the pool after the recorded work
     return result;
   }
   if (into && (k === 0 || into.numel === 0)) return into as Tensor<Shape, 'f32'>;
