@@ -9,7 +9,7 @@ import type { Device, Storage } from '@proj/core';
 import { acquireGpu, NoAdapterError } from './acquire.js';
 import { describeAdapter, type GpuCaps, readCaps } from './caps.js';
 import { DeviceLostError, GpuOpError } from './errors.js';
-import { packedBytes, type RowPacking, unpackRowsReference } from './packing.js';
+import { packedBytes, type RowPacking, unpackGroups } from './packing.js';
 import { BufferPool, sizeClass } from './pool.js';
 import { BufferUsage, MAP_READ, MAP_WRITE } from './usage.js';
 
@@ -296,7 +296,7 @@ export class WebGpuDevice implements Device {
     this.#checkAlive('read');
     if (src.packing) {
       const whole = new GpuStorage(this, src.buffer, packedBytes(src.packing));
-      return unpackRowsReference(await this.read(whole), src.packing);
+      return unpackGroups(await this.read(whole), src.packing);
     }
     const size = Math.ceil(src.byteLength / 4) * 4;
     const staging = this.#acquireStaging(size);

@@ -74,36 +74,69 @@ export function packGroups(
   p: Pick<RowPacking, 'lanes' | 'rowsPerLane' | 'rowBytes'>,
   into?: Uint8Array,
 ): Uint8Array {
-  const { lanes, rowsPerLane } = p;
-  const G = lanes * rowsPerLane;
-  const kc = p.rowBytes / 16;
   const rows = rowMajor.byteLength / p.rowBytes;
-  const groups = Math.ceil(rows / G);
-  const size = groups * G * p.rowBytes;
+  const G = p.lanes * p.rowsPerLane;
+  const size = Math.ceil(rows / G) * G * p.rowBytes;
   const out =
     into && into.byteLength >= size && into.byteOffset % 4 === 0
       ? into.subarray(0, size)
       : new Uint8Array(size);
   if (rows % G !== 0) out.fill(0, rows * p.rowBytes); // the padding rows of the last group
-  const aligned = rowMajor.byteOffset % 4 === 0 ? rowMajor : rowMajor.slice();
-  const src = new Uint32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
-  const dst = new Uint32Array(out.buffer, out.byteOffset, size / 4);
+  moveWords(words(rowMajor), words(out), p, rows, true);
+  return out;
+}
+
+/**
+ * The inverse of {@link packGroups}: the first `rows` rows of packed whole groups, row-major (what reading
+ * a packed weight back returns). {@link unpackRowsReference} is the definition it is tested against.
+ */
+export function unpackGroups(packed: Uint8Array, p: RowPacking): Uint8Array {
+  const out = new Uint8Array(p.rows * p.rowBytes);
+  moveWords(words(out), words(packed), p, p.rows, false);
+  return out;
+}
+
+/** A u32 view of `bytes` (copied first when they are not 4-byte aligned). */
+function words(bytes: Uint8Array): Uint32Array {
+  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+  return new Uint32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >> 2);
+}
+
+/** Moves the 16-byte words of `rows` rows between row-major and packed order (`pack`: into packed). */
+function moveWords(
+  rowMajor: Uint32Array,
+  packed: Uint32Array,
+  p: Pick<RowPacking, 'lanes' | 'rowsPerLane' | 'rowBytes'>,
+  rows: number,
+  pack: boolean,
+): void {
+  const { lanes, rowsPerLane } = p;
+  const G = lanes * rowsPerLane;
+  const kc = p.rowBytes / 16;
   const step = 4 * G; // u32 between a row's consecutive words in the packed order
-  for (let g = 0; g < groups; g++) {
+  for (let g = 0; g * G < rows; g++) {
     const base = g * G * kc * 4;
     const last = Math.min(G, rows - g * G);
     for (let r = 0; r < last; r++) {
       let s = base + r * kc * 4;
       let d = base + ((r % rowsPerLane) * lanes + ((r / rowsPerLane) | 0)) * 4;
-      for (let c = 0; c < kc; c++, s += 4, d += step) {
-        dst[d] = src[s]!;
-        dst[d + 1] = src[s + 1]!;
-        dst[d + 2] = src[s + 2]!;
-        dst[d + 3] = src[s + 3]!;
+      if (pack) {
+        for (let c = 0; c < kc; c++, s += 4, d += step) {
+          packed[d] = rowMajor[s]!;
+          packed[d + 1] = rowMajor[s + 1]!;
+          packed[d + 2] = rowMajor[s + 2]!;
+          packed[d + 3] = rowMajor[s + 3]!;
+        }
+      } else {
+        for (let c = 0; c < kc; c++, s += 4, d += step) {
+          rowMajor[s] = packed[d]!;
+          rowMajor[s + 1] = packed[d + 1]!;
+          rowMajor[s + 2] = packed[d + 2]!;
+          rowMajor[s + 3] = packed[d + 3]!;
+        }
       }
     }
   }
-  return out;
 }
 
 /** The CPU reference of packing: row-major bytes (`rows * rowBytes`) -> packed bytes (zero padding rows). */

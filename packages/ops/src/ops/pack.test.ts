@@ -8,6 +8,7 @@ import {
   packGroups,
   packRowsReference,
   type RowPacking,
+  unpackGroups,
   unpackRowsReference,
 } from '../gpu/packing.js';
 import { weightPacking } from '../gpu/variants.js';
@@ -60,7 +61,7 @@ describe('the packed layout (CPU)', () => {
     }
   });
 
-  it('packs whole groups on the host exactly as the reference does', () => {
+  it('packs and unpacks whole groups on the host exactly as the references do', () => {
     for (const [rows, rowBytes] of [
       [32, 16],
       [64, 48],
@@ -70,6 +71,7 @@ describe('the packed layout (CPU)', () => {
       const p = layout(rows, rowBytes);
       const bytes = Uint8Array.from({ length: rows * rowBytes }, (_, i) => 1 + ((i * 31) % 250));
       expect(packGroups(bytes, p)).toEqual(packRowsReference(bytes, p));
+      expect(unpackGroups(packRowsReference(bytes, p), p)).toEqual(bytes);
       expect(packGroups(bytes.subarray(0, 32 * rowBytes), p)).toEqual(
         packRowsReference(bytes.subarray(0, 32 * rowBytes), { ...p, rows: Math.min(rows, 32) }),
       );
