@@ -64,6 +64,35 @@ export function bindRange(t: Tensor, byteOffset: number, byteLength: number): Bu
   return { buffer: storage.buffer, offset: byteOffset, size: Math.max(4, Math.ceil(byteLength / 4) * 4) };
 }
 
+/** Part of a tensor bound for a kernel: the binding, and the element of it where the part begins. */
+export interface Span {
+  /** The binding (from the aligned offset at or before the part). */
+  binding: BufferBinding;
+  /** The element of the binding where the part's first element sits. */
+  base: number;
+}
+
+/**
+ * Binds elements `[first, first + count)` of `t` from the storage-aligned offset at or before `first`, for
+ * ops that bind only the part of a tensor they touch; throws naming the op if that range is larger than one
+ * binding may be.
+ */
+export function bindSpan(op: string, t: Tensor, first: number, count: number): Span {
+  checkRowMajor(op, t);
+  const { maxStorageBindingSize: max, storageOffsetAlignment: align } = (t.storage as GpuStorage).device.caps;
+  const bytes = DTYPE_BYTES[t.dtype];
+  const start = first * bytes;
+  const aligned = start - (start % align);
+  const size = start - aligned + count * bytes;
+  if (size > max) {
+    throw new GpuOpError(
+      op,
+      `elements [${first}, ${first + count}) of ${t} take ${size} bytes from the aligned offset ${aligned}, over maxStorageBufferBindingSize = ${max}`,
+    );
+  }
+  return { binding: bindRange(t, aligned, size), base: (start - aligned) / bytes };
+}
+
 /** A run of an op's units (rows, or single elements), each tensor bound in the range that holds its part. */
 export interface Run {
   /** The run's first unit. */
@@ -83,14 +112,30 @@ export interface Run {
  * operand). When every tensor fits a binding, this is one run that binds them all whole: what ops that do
  * not split do. A binding starts at the aligned offset at or before its part, and `bases` says where in
  * the binding the part begins.
+ *
+ * `from[i]` (default 0) is the unit of tensor `i` that the op's unit 0 is: an op that writes rows
+ * `[start, start + S)` of a KV cache passes `start` for the cache, which is then bound from there only
+ * (and its `bases` count from the binding's start, `start * per[i]` when it is bound whole).
  */
-export function runs(op: string, tensors: readonly Tensor[], per: readonly number[], units: number): Run[] {
+export function runs(
+  op: string,
+  tensors: readonly Tensor[],
+  per: readonly number[],
+  units: number,
+  from: readonly number[] = [],
+): Run[] {
   if (units === 0) return [];
   const device = tensors[0]!.device as WebGpuDevice;
   const { maxStorageBindingSize: max, storageOffsetAlignment: align } = device.caps;
+  const firstUnit = tensors.map((_, i) => from[i] ?? 0);
   if (tensors.every((t) => t.storage.byteLength <= max)) {
     return [
-      { first: 0, count: units, bindings: tensors.map((t) => bind(op, t)), bases: tensors.map(() => 0) },
+      {
+        first: 0,
+        count: units,
+        bindings: tensors.map((t) => bind(op, t)),
+        bases: tensors.map((_, i) => firstUnit[i]! * per[i]!),
+      },
     ];
   }
   const unitBytes = tensors.map((t, i) => per[i]! * DTYPE_BYTES[t.dtype]);
@@ -105,21 +150,12 @@ export function runs(op: string, tensors: readonly Tensor[], per: readonly numbe
   const out: Run[] = [];
   for (let first = 0; first < units; first += step) {
     const count = Math.min(step, units - first);
-    const bindings: BufferBinding[] = [];
-    const bases: number[] = [];
-    for (const [i, t] of tensors.entries()) {
-      if (whole[i]) {
-        bindings.push(whole[i]);
-        bases.push(0);
-        continue;
-      }
-      checkRowMajor(op, t);
-      const start = first * unitBytes[i]!;
-      const aligned = start - (start % align);
-      bindings.push(bindRange(t, aligned, start - aligned + count * unitBytes[i]!));
-      bases.push((start - aligned) / DTYPE_BYTES[t.dtype]);
-    }
-    out.push({ first, count, bindings, bases });
+    const parts = tensors.map((t, i) =>
+      whole[i]
+        ? { binding: whole[i], base: 0 }
+        : bindSpan(op, t, (firstUnit[i]! + first) * per[i]!, count * per[i]!),
+    );
+    out.push({ first, count, bindings: parts.map((s) => s.binding), bases: parts.map((s) => s.base) });
   }
   return out;
 }

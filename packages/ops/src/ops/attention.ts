@@ -5,6 +5,11 @@
  * Positions: query row `i` sits at absolute position `offset + i` and sees key rows `j < length` with
  * `j <= offset + i` (when causal). `k`/`v` may be a preallocated cache with more rows than `length`; rows at
  * or past `length` are never read.
+ *
+ * On WebGPU, k and v may be larger than one storage binding (a long context's KV cache): when their first
+ * `length` rows do not fit one, the keys are read in windows of whole chunks that do, one dispatch per
+ * window, and the merge kernel combines the chunks. Query rows go in runs when q, the output or the
+ * chunks' partial sums do not fit a binding.
  * @module
  */
 import {
@@ -19,8 +24,11 @@ import {
   type ShapesMatch,
   type Tensor,
 } from '@proj/core';
+import type { BufferBinding, WebGpuDevice } from '../gpu/device.js';
+import { GpuOpError } from '../gpu/errors.js';
 import {
   bind,
+  bindSpan,
   cpuResult,
   deviceOf,
   grid,
@@ -29,6 +37,7 @@ import {
   type OutOptions,
   outDtype,
   Params,
+  runs,
 } from '../op.js';
 import { enableF16, LINEAR_WORKGROUP, params } from '../wgsl.js';
 
@@ -61,7 +70,8 @@ export interface AttentionOptions<O extends OutDType = 'f32'> extends OutOptions
    * WebGPU tuning: keys per workgroup (rounded up to 64). Fewer than `length` splits each (row, head) over
    * several workgroups whose partial softmaxes a second kernel merges, so a decode step (few rows, many
    * keys) fills a GPU. Default: no split on software adapters (their few cores are busy anyway); on GPUs,
-   * chunks of at least 256 keys, enough for about 1024 workgroups.
+   * chunks of at least 256 keys, enough for about 1024 workgroups. Keys larger than one storage binding
+   * are split anyway, into chunks no larger than a binding holds (see the module).
    */
   keysPerWorkgroup?: number;
 }
@@ -191,7 +201,7 @@ const wgsl = (qType: OutDType, outType: OutDType) => `${enableF16(qType, outType
 @group(0) @binding(1) var<storage, read> k: array<vec4f>;
 @group(0) @binding(2) var<storage, read> v: array<vec4f>;
 @group(0) @binding(3) var<storage, read_write> out: array<vec4<${outType}>>;
-${params(4, { rows: 'u32', heads: 'u32', group: 'u32', kvHeads: 'u32', offset: 'u32', length: 'u32', causal: 'u32', scale: 'f32', cols: 'u32', subsets: 'u32', parts: 'u32', split: 'u32' })}
+${params(4, { rows: 'u32', heads: 'u32', group: 'u32', kvHeads: 'u32', offset: 'u32', length: 'u32', causal: 'u32', scale: 'f32', cols: 'u32', subsets: 'u32', parts: 'u32', split: 'u32', row0: 'u32', q0: 'u32', o0: 'u32', key0: 'u32', part0: 'u32', wparts: 'u32' })}
 const B = ${BLOCK}u;
 var<workgroup> qs: array<vec4f, B>; // this row's query, already scaled (Dh / 4 <= B columns)
 var<workgroup> scores: array<vec4f, ${BLOCK / 4}>; // this block's logits (vec4 so the max takes B / 4 steps)
@@ -204,23 +214,27 @@ var<workgroup> partSum: array<f32, B>;
 // the block max, lane t writes its probability, then each lane sums probability * v over its keys for its
 // column. With one chunk the result goes to out [S, Hq, Dh]; with several, each writes its unnormalised
 // sum and (max, sum of exp) to out [S * Hq, parts, C + 1] for the merge kernel.
+// A dispatch covers query rows [row0, row0 + rows) and chunks [part0, part0 + wparts), whose keys start at
+// row key0: q and out are bound from row row0 (at vec4 q0 and o0 of their bindings), k and v from key row
+// key0, so that tensors larger than one binding are read in parts. Bound whole: all 0.
 @compute @workgroup_size(${BLOCK})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
-  if (wg >= p.rows * p.heads * p.parts) { return; }
+  if (wg >= p.rows * p.heads * p.wparts) { return; }
   // Output phase: lane t owns vec4 column t % C for the keys j = t / C (mod KS) of each block; the KS
   // partial sums are combined at the end.
   let C = p.cols; // vec4 columns per head
   let KS = p.subsets; // B / C
-  let rh = wg / p.parts; // row * Hq + head
-  let i = rh / p.heads;
+  let rh = wg / p.wparts; // (row - row0) * Hq + head
+  let part = p.part0 + wg % p.wparts;
+  let i = p.row0 + rh / p.heads;
   let kvBase = (rh % p.heads) / p.group * C;
   let kvStride = p.kvHeads * C;
-  let qBase = rh * C; // q and out are [S, Hq, Dh]: row i, head h starts at (i * Hq + h) * Dh
+  let qBase = p.q0 + rh * C; // q and out are [S, Hq, Dh]: row i, head h starts at (i * Hq + h) * Dh
   for (var c = lid; c < C; c += B) { qs[c] = vec4f(q[qBase + c]) * p.scale; }
   var limit = p.length;
   if (p.causal != 0u) { limit = min(limit, p.offset + i + 1u); }
-  let begin = (wg % p.parts) * p.split;
+  let begin = part * p.split;
   let end = min(limit, begin + p.split);
   let col = lid % C;
   let sub = lid / C;
@@ -232,7 +246,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     let n = min(B, end - j0);
     var s = ${NO_SCORE};
     if (lid < n) {
-      let kRow = (j0 + lid) * kvStride + kvBase;
+      let kRow = (j0 + lid - p.key0) * kvStride + kvBase;
       var dot4 = vec4f(0.0);
       for (var c = 0u; c < C; c++) { dot4 += qs[c] * k[kRow + c]; }
       s = dot4.x + dot4.y + dot4.z + dot4.w;
@@ -253,7 +267,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       for (var j = sub; j < n; j += KS) {
         let pj = probs[j];
         l += pj;
-        acc += pj * v[(j0 + j) * kvStride + kvBase + col];
+        acc += pj * v[(j0 + j - p.key0) * kvStride + kvBase + col];
       }
     }
   }
@@ -268,25 +282,27 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       sum += partSum[t];
     }
     if (p.parts == 1u) {
-      out[qBase + lid] = vec4<${outType}>(select(vec4f(0.0), total / sum, sum > 0.0));
+      out[p.o0 + rh * C + lid] = vec4<${outType}>(select(vec4f(0.0), total / sum, sum > 0.0));
     } else {
-      out[wg * (C + 1u) + lid] = vec4<${outType}>(total);
-      if (lid == 0u) { out[wg * (C + 1u) + C] = vec4<${outType}>(vec4f(m, sum, 0.0, 0.0)); }
+      let at = p.o0 + (rh * p.parts + part) * (C + 1u);
+      out[at + lid] = vec4<${outType}>(total);
+      if (lid == 0u) { out[at + C] = vec4<${outType}>(vec4f(m, sum, 0.0, 0.0)); }
     }
   }
 }`;
 
 // Merges the chunks of each (row, head): rescales every chunk's sums to the largest max, then divides.
+// partial and out are bound from the dispatch's first row, at vec4 p0 and o0 of their bindings.
 const mergeWgsl = (outType: OutDType) => `${enableF16(outType)}
 @group(0) @binding(0) var<storage, read> partial: array<vec4f>;
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<${outType}>>;
-${params(2, { count: 'u32', cols: 'u32', parts: 'u32' })}
+${params(2, { count: 'u32', cols: 'u32', parts: 'u32', p0: 'u32', o0: 'u32' })}
 @compute @workgroup_size(${BLOCK})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
   let C = p.cols;
   if (wg >= p.count || lid >= C) { return; }
-  let base = wg * p.parts * (C + 1u);
+  let base = p.p0 + wg * p.parts * (C + 1u);
   var mMax = ${NO_SCORE};
   for (var part = 0u; part < p.parts; part++) { mMax = max(mMax, partial[base + part * (C + 1u) + C].x); }
   var sum = 0.0;
@@ -298,7 +314,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     sum += w * stats.y;
     total += w * partial[at + lid];
   }
-  out[wg * C + lid] = vec4<${outType}>(select(vec4f(0.0), total / sum, sum > 0.0));
+  out[p.o0 + wg * C + lid] = vec4<${outType}>(select(vec4f(0.0), total / sum, sum > 0.0));
 }`;
 
 /** Keys per workgroup: the requested number, or all of them on software adapters, else see the option. */
@@ -306,6 +322,70 @@ function keysPerWorkgroup(software: boolean, rowHeads: number, length: number, r
   let keys = requested ?? (software ? length : Math.max(256, length / Math.ceil(1024 / rowHeads)));
   keys = Math.ceil(Math.max(1, keys) / BLOCK) * BLOCK;
   return Math.min(keys, Math.ceil(Math.max(1, length) / BLOCK) * BLOCK);
+}
+
+/** Key rows `[first, first + count)` of k and v as one dispatch binds them (from row `first`). */
+interface KeyWindow {
+  /** The window's first key row (a multiple of the chunk size). */
+  first: number;
+  /** Key rows in the window. */
+  count: number;
+  /** k's binding, from row `first`. */
+  k: BufferBinding;
+  /** v's binding, laid out like k's. */
+  v: BufferBinding;
+}
+
+/**
+ * How k and v are bound, and the keys per chunk. When k and v fit one binding, or their first `length`
+ * rows do, there is one window and the requested chunk size: the dispatches of a call that does not split
+ * (one, or one and a merge, for a decode step). Else the keys go in windows of whole chunks that each fit
+ * a binding, the chunk size shrunk to one window if needed; only rows below `length` are bound (the
+ * ones past it are stale).
+ */
+function keyWindows(
+  op: string,
+  k: Tensor,
+  v: Tensor,
+  length: number,
+  requested: number,
+): { split: number; windows: KeyWindow[] } {
+  const { maxStorageBindingSize: max, storageOffsetAlignment: align } = (k.device as WebGpuDevice).caps;
+  const row = k.shape[1]! * k.shape[2]!; // elements per key row: kvHeads * headDim
+  if (k.storage.byteLength <= max && v.storage.byteLength <= max) {
+    return { split: requested, windows: [{ first: 0, count: length, k: bind(op, k), v: bind(op, v) }] };
+  }
+  if (length * row * 4 <= max) {
+    // One row at least: an empty binding is invalid (with length 0 no key is read).
+    const bound = Math.max(1, length) * row;
+    const [ks, vs] = [bindSpan(op, k, 0, bound), bindSpan(op, v, 0, bound)];
+    return { split: requested, windows: [{ first: 0, count: length, k: ks.binding, v: vs.binding }] };
+  }
+  const fit = Math.floor((max - align) / (row * 4) / BLOCK) * BLOCK; // whole blocks of keys per binding
+  if (fit === 0) {
+    throw new GpuOpError(
+      op,
+      `${BLOCK} key rows of ${row * 4} bytes do not fit a binding (maxStorageBufferBindingSize = ${max})`,
+    );
+  }
+  const split = Math.min(requested, fit);
+  const perWindow = Math.floor(fit / split) * split;
+  const windows: KeyWindow[] = [];
+  for (let first = 0; first < length; first += perWindow) {
+    // A window starts at a multiple of 64 rows of whole vec4s, 1024 bytes: a multiple of any storage
+    // offset alignment (WebGPU allows at most 256), so row `first` is the first of the binding.
+    const count = Math.min(perWindow, length - first);
+    const [ks, vs] = [bindSpan(op, k, first * row, count * row), bindSpan(op, v, first * row, count * row)];
+    if (ks.base !== 0) throw new Error(`${op}: key row ${first} does not start a binding`);
+    windows.push({ first, count, k: ks.binding, v: vs.binding });
+  }
+  return { split, windows };
+}
+
+/** An element offset in vec4s: bindings start at aligned offsets and rows are whole vec4s, so it divides. */
+function vec4s(elements: number): number {
+  if (elements % 4 !== 0) throw new Error(`attention: element offset ${elements} is not a whole vec4`);
+  return elements / 4;
 }
 
 /**
@@ -355,42 +435,70 @@ export function attention<Q extends Shape, K extends Shape, V extends Shape, O e
   );
   const out = empty(q.shape, outType, device);
   if (out.numel === 0) return out;
-  const rowHeads = seq * heads;
   const cols = headDim / 4;
-  const split = keysPerWorkgroup(device.caps.software, rowHeads, o.length, options.keysPerWorkgroup);
+  const requested = keysPerWorkgroup(device.caps.software, seq * heads, o.length, options.keysPerWorkgroup);
+  const { split, windows } = keyWindows(op, k, v, o.length, requested);
   const parts = Math.max(1, Math.ceil(o.length / split));
-  const partial = parts > 1 ? empty([rowHeads * parts * (cols + 1) * 4], 'f32', device) : undefined;
-  device.dispatch({
-    op,
-    key: `${op}:${qType}:${partial ? 'f32' : outType}`,
-    wgsl: () => wgsl(qType, partial ? 'f32' : outType),
-    buffers: [bind(op, q), bind(op, k), bind(op, v), bind(op, partial ?? out)],
-    uniforms: new Params()
-      .u32(seq)
-      .u32(heads)
-      .u32(heads / kvHeads)
-      .u32(kvHeads)
-      .u32(o.offset)
-      .u32(o.length)
-      .u32(o.causal ? 1 : 0)
-      .f32(o.scale)
-      .u32(cols)
-      .u32(Math.floor(BLOCK / cols))
-      .u32(parts)
-      .u32(split)
-      .data(),
-    workgroups: grid(rowHeads * parts, device.caps.maxWorkgroupsPerDimension),
-  });
-  if (partial) {
-    device.dispatch({
-      op,
-      key: `${op}-merge:${outType}`,
-      wgsl: () => mergeWgsl(outType),
-      buffers: [bind(op, partial), bind(op, out)],
-      uniforms: new Params().u32(rowHeads).u32(cols).u32(parts).data(),
-      workgroups: grid(rowHeads, device.caps.maxWorkgroupsPerDimension),
-    });
-    partial.dispose(); // back to the pool after the recorded work
+  // Query rows in runs whose q, out and partial sums each fit a binding (one run when they all do).
+  const row = heads * headDim;
+  const partialRow = heads * parts * (cols + 1) * 4; // f32 per query row: [Hq, parts, C + 1] vec4s
+  const partial = parts > 1 ? empty([seq * partialRow], 'f32', device) : undefined;
+  const tensors = partial ? [q, partial, out] : [q, out];
+  const per = partial ? [row, partialRow, row] : [row, row];
+  for (const run of runs(op, tensors, per, seq)) {
+    const [qAt, targetAt, outAt] = run.bases.map(vec4s) as [number, number, number | undefined];
+    const [qBinding, targetBinding, outBinding] = run.bindings as [
+      BufferBinding,
+      BufferBinding,
+      BufferBinding,
+    ];
+    for (const w of windows) {
+      const wparts = Math.max(1, Math.ceil(w.count / split));
+      device.dispatch({
+        op,
+        key: `${op}:${qType}:${partial ? 'f32' : outType}`,
+        wgsl: () => wgsl(qType, partial ? 'f32' : outType),
+        buffers: [qBinding, w.k, w.v, targetBinding],
+        uniforms: new Params()
+          .u32(run.count)
+          .u32(heads)
+          .u32(heads / kvHeads)
+          .u32(kvHeads)
+          .u32(o.offset)
+          .u32(o.length)
+          .u32(o.causal ? 1 : 0)
+          .f32(o.scale)
+          .u32(cols)
+          .u32(Math.floor(BLOCK / cols))
+          .u32(parts)
+          .u32(split)
+          .u32(run.first)
+          .u32(qAt)
+          .u32(targetAt)
+          .u32(w.first)
+          .u32(w.first / split)
+          .u32(wparts)
+          .data(),
+        workgroups: grid(run.count * heads * wparts, device.caps.maxWorkgroupsPerDimension),
+      });
+    }
+    if (partial) {
+      device.dispatch({
+        op,
+        key: `${op}-merge:${outType}`,
+        wgsl: () => mergeWgsl(outType),
+        buffers: [targetBinding, outBinding],
+        uniforms: new Params()
+          .u32(run.count * heads)
+          .u32(cols)
+          .u32(parts)
+          .u32(targetAt)
+          .u32(outAt!)
+          .data(),
+        workgroups: grid(run.count * heads, device.caps.maxWorkgroupsPerDimension),
+      });
+    }
   }
+  partial?.dispose(); // back to the pool after the recorded work
   return out;
 }

@@ -21,7 +21,7 @@ import {
   type ShapesMatch,
   type Tensor,
 } from '@proj/core';
-import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
+import { checkFloat, deviceOf, grid, isGpu, Params, runs } from '../op.js';
 import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
 import { type AttentionOptions, attention } from './attention.js';
 
@@ -95,7 +95,8 @@ export class KvCache<Hkv extends number = number, Dh extends number = number> {
 
   /**
    * Writes `k`, `v` (`[S, kvHeads, headDim]`, any float dtype, stored as f32) at rows
-   * `[length, length + S)` in place and advances `length` by `S`.
+   * `[length, length + S)` in place and advances `length` by `S`. On WebGPU only those rows of the cache
+   * are bound (it may be larger than one storage binding), and k and v are split by rows if they are.
    */
   append<K extends Shape, V extends Shape>(k: Tensor<K> & KvAppendCheck<K, V, Hkv, Dh>, v: Tensor<V>): void {
     const op = 'KvCache.append';
@@ -120,35 +121,43 @@ export class KvCache<Hkv extends number = number, Dh extends number = number> {
     );
     checkFloat(op, k, v);
     const device = deviceOf(op, k, v, this.k);
-    const at = this.#length * this.kvHeads * this.headDim; // first element written
+    const row = this.kvHeads * this.headDim;
     if (!isGpu(device)) {
-      cpuData(this.k).set(cpuFloats(k), at);
-      cpuData(this.v).set(cpuFloats(v), at);
-    } else if (k.numel > 0) {
-      device.dispatch({
-        op,
-        key: `kv-append:${k.dtype}:${v.dtype}`,
-        wgsl: () => `
+      cpuData(this.k).set(cpuFloats(k), this.#length * row);
+      cpuData(this.v).set(cpuFloats(v), this.#length * row);
+    } else {
+      // Rows of k and v in runs that fit a binding, each written to the rows of the cache it lands in; the
+      // cache is bound from row `length` on (a long context's cache can be larger than one binding).
+      const tensors = [k, v, this.k, this.v];
+      for (const run of runs(op, tensors, [row, row, row, row], rows, [0, 0, this.#length, this.#length])) {
+        const [k0, v0, c0] = run.bases as number[];
+        const n = run.count * row;
+        device.dispatch({
+          op,
+          key: `kv-append:${k.dtype}:${v.dtype}`,
+          wgsl: () => `
 ${declare(0, 'k', k.dtype)}
 ${declare(1, 'v', v.dtype)}
 ${declare(2, 'cacheK', 'f32', 'read_write')}
 ${declare(3, 'cacheV', 'f32', 'read_write')}
-${params(4, { n: 'u32', at: 'u32' })}
+${params(4, { n: 'u32', k0: 'u32', v0: 'u32', c0: 'u32' })}
 ${loader('k', k.dtype)}
 ${loader('v', v.dtype)}
-// [S, Hkv, Dh] -> rows [length, length + S) of [maxSeq, Hkv, Dh]: both are contiguous, so a flat copy.
+// [S, Hkv, Dh] -> rows [length, length + S) of [maxSeq, Hkv, Dh]: both are contiguous, so a flat copy of
+// the run's elements, which start at element k0, v0 and c0 of the bindings (k and v of the cache alike).
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
   let i = wg * ${WORKGROUP}u + lid;
   if (i >= p.n) { return; }
-  cacheK[p.at + i] = k_at(i);
-  cacheV[p.at + i] = v_at(i);
+  cacheK[p.c0 + i] = k_at(p.k0 + i);
+  cacheV[p.c0 + i] = v_at(p.v0 + i);
 }`,
-        buffers: [bind(op, k), bind(op, v), bind(op, this.k), bind(op, this.v)],
-        uniforms: new Params().u32(k.numel).u32(at).data(),
-        workgroups: grid(Math.ceil(k.numel / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
-      });
+          buffers: run.bindings,
+          uniforms: new Params().u32(n).u32(k0!).u32(v0!).u32(c0!).data(),
+          workgroups: grid(Math.ceil(n / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
+        });
+      }
     }
     this.#length += rows;
   }

@@ -7,6 +7,12 @@
  * element `off + sum(digit_k(e) * stride_k)`. For 16-bit destinations each invocation owns one u32 word (two
  * elements), so no two invocations race on a word; a word shared with data outside the region is
  * read, modified and written back by its one owner.
+ *
+ * Tensors larger than one storage binding are split: the destination into ranges of words that each fit a
+ * binding, and for each range the source elements it reads into windows that fit one (just one window when
+ * the range reads a contiguous stretch that fits, as copies and narrows along the first axis do). A
+ * dispatch writes the elements of its range whose source lies in its window; a 16-bit destination keeps
+ * the half of a word that another window fills.
  * @module
  */
 import {
@@ -31,7 +37,7 @@ import {
   toFloat32,
   viewAs,
 } from '@proj/core';
-import { bind, deviceOf, grid, isGpu, Params } from '../op.js';
+import { bind, bindSpan, deviceOf, grid, isGpu, Params, type Span } from '../op.js';
 import { LINEAR_WORKGROUP } from '../wgsl.js';
 import { packingOf, unpackLinearWeight } from './pack.js';
 
@@ -181,36 +187,47 @@ function contiguous(e0: number, n: number): Move {
   return { e0, e1: e0 + n, row: n, width: n, offset: 0, shape: [n], strides: [1] };
 }
 
+// One invocation per destination element (32-bit) or word (16-bit) of the units [first, first + count).
+// dst is bound from unit `first`, which is its word or element dbase; src is bound from the window's first
+// element s0, which is its element sbase, and only source elements in [s0, s1) are read: a destination
+// element whose source lies outside the window is left for the dispatch that binds it.
 function moveKernel(rank: number, from: DType, to: DType): string {
-  const fields = ['count', 'first', 'e0', 'e1', 'row', 'width', 'off'];
+  const fields = ['count', 'first', 'e0', 'e1', 'row', 'width', 'off', 'dbase', 's0', 's1', 'sbase'];
   for (let k = 0; k < rank; k++) fields.push(`d${k}`, `t${k}`);
   let digits = '';
   for (let k = rank - 1; k > 0; k--) digits += `  s += (r % p.d${k}) * p.t${k}; r = r / p.d${k};\n`;
-  const value = (e: string) => `convert(src_raw(src_index(local(${e}))))`;
   const body =
     DTYPE_BYTES[to] === 2
-      ? `let ea = 2u * i; let eb = ea + 1u;
-  let ina = in_region(ea); let inb = in_region(eb);
-  if (!ina && !inb) { return; }
+      ? `let sa = source(2u * i); let sb = source(2u * i + 1u);
+  if (sa == NONE && sb == NONE) { return; }
   var word = 0u;
-  if (!(ina && inb)) { word = dst[i]; } // shared with data outside the region: keep the other half
-  if (ina) { word = (word & 0xffff0000u) | ${value('ea')}; }
-  if (inb) { word = (word & 0x0000ffffu) | (${value('eb')} << 16u); }
-  dst[i] = word;`
-      : `if (in_region(i)) { dst[i] = ${value('i')}; }`;
+  if (sa == NONE || sb == NONE) { word = dst[w]; } // the other half is outside the region or the window: keep it
+  if (sa != NONE) { word = (word & 0xffff0000u) | convert(src_at(sa)); }
+  if (sb != NONE) { word = (word & 0x0000ffffu) | (convert(src_at(sb)) << 16u); }
+  dst[w] = word;`
+      : `let s = source(i);
+  if (s != NONE) { dst[w] = convert(src_at(s)); }`;
   const raw = DTYPE_BYTES[from] === 2 ? '(src[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu' : 'src[i]';
   return `
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 struct Params { ${fields.map((f) => `${f}: u32,`).join(' ')} }
 @group(0) @binding(2) var<uniform> p: Params;
+const NONE = 0xffffffffu; // no source element (element indices are below 2^32 - 1)
 fn src_raw(i: u32) -> u32 { return ${raw}; }
+fn src_at(s: u32) -> u32 { return src_raw(s - p.s0 + p.sbase); } // sbase - s0 is even for 16-bit sources
 fn in_region(e: u32) -> bool { return e >= p.e0 && e < p.e1 && (e - p.e0) % p.row < p.width; }
 fn local(e: u32) -> u32 { let r = e - p.e0; return (r / p.row) * p.width + r % p.row; }
 fn src_index(l: u32) -> u32 {
   var r = l;
   var s = p.off;
 ${digits}  return s + r * p.t0;
+}
+// The source element of destination element e, if this dispatch writes e; else NONE.
+fn source(e: u32) -> u32 {
+  if (!in_region(e)) { return NONE; }
+  let s = src_index(local(e));
+  return select(NONE, s, s >= p.s0 && s < p.s1);
 }
 ${convertWgsl(from, to)}
 @compute @workgroup_size(${WORKGROUP})
@@ -219,13 +236,40 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let n = wg * ${WORKGROUP}u + lid;
   if (n >= p.count) { return; }
   let i = p.first + n; // the destination element (or, for 16-bit destinations, word) this invocation owns
+  let w = p.dbase + n; // ... and where it is in dst's binding
   ${body}
 }`;
 }
 
+/** Region elements before destination element `e` (the local index of the first one at or after it). */
+function regionBefore(m: Move, e: number): number {
+  if (e <= m.e0) return 0;
+  const r = Math.min(e, m.e1) - m.e0;
+  return Math.floor(r / m.row) * m.width + Math.min(r % m.row, m.width);
+}
+
+/**
+ * Source elements `[lo, hi)` that region elements `[la, lb)` may read, for the simplified gather `shape` /
+ * `strides` from `offset`: exact along the first dim, every element of the inner dims' blocks (a contiguous
+ * copy gets exactly its elements, a transpose about all of the source).
+ */
+function sourceBounds(
+  shape: readonly number[],
+  strides: readonly number[],
+  offset: number,
+  la: number,
+  lb: number,
+): [number, number] {
+  const inner = numel(shape.slice(1));
+  const innerSpan = shape.slice(1).reduce((sum, d, k) => sum + (d - 1) * strides[k + 1]!, 0);
+  const [first, last] = [Math.floor(la / inner), Math.floor((lb - 1) / inner)];
+  return [offset + first * strides[0]!, offset + last * strides[0]! + innerSpan + 1];
+}
+
 /**
  * Fills a region of `dst` from `src`, converting to `dst`'s dtype. On the CPU: gather, convert, then copy
- * row by row; on the GPU: one invocation per destination element (32-bit) or word (16-bit).
+ * row by row; on the GPU: one invocation per destination element (32-bit) or word (16-bit), in one
+ * dispatch when both tensors fit a binding, else one per (destination range, source window) pair.
  */
 function move(op: string, src: Tensor, dst: Tensor, m: Move): void {
   if (m.e1 <= m.e0 || m.width === 0) return;
@@ -247,20 +291,49 @@ function move(op: string, src: Tensor, dst: Tensor, m: Move): void {
     return;
   }
   const [shape, strides] = simplify(m.shape, m.strides);
-  const wide = DTYPE_BYTES[dst.dtype] === 2;
-  const first = wide ? Math.floor(m.e0 / 2) : m.e0;
-  const count = (wide ? Math.ceil(m.e1 / 2) : m.e1) - first;
-  const uniforms = new Params();
-  for (const v of [count, first, m.e0, m.e1, m.row, m.width, m.offset]) uniforms.u32(v);
-  for (const [k, d] of shape.entries()) uniforms.u32(d).u32(strides[k]!);
-  device.dispatch({
-    op,
-    key: `move:${shape.length}:${src.dtype}:${dst.dtype}`,
-    wgsl: () => moveKernel(shape.length, src.dtype, dst.dtype),
-    buffers: [bind(op, src), bind(op, dst)],
-    uniforms: uniforms.data(),
-    workgroups: grid(Math.ceil(count / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
-  });
+  const perUnit = DTYPE_BYTES[dst.dtype] === 2 ? 2 : 1; // destination elements per invocation
+  const first = Math.floor(m.e0 / perUnit);
+  const count = Math.ceil(m.e1 / perUnit) - first;
+  const dispatch = (units: [number, number], to: Span, window: [number, number], from: Span) => {
+    const uniforms = new Params();
+    for (const v of [units[1], units[0], m.e0, m.e1, m.row, m.width, m.offset]) uniforms.u32(v);
+    uniforms
+      .u32(to.base / perUnit)
+      .u32(window[0])
+      .u32(window[1])
+      .u32(from.base);
+    for (const [k, d] of shape.entries()) uniforms.u32(d).u32(strides[k]!);
+    device.dispatch({
+      op,
+      key: `move:${shape.length}:${src.dtype}:${dst.dtype}`,
+      wgsl: () => moveKernel(shape.length, src.dtype, dst.dtype),
+      buffers: [from.binding, to.binding],
+      uniforms: uniforms.data(),
+      workgroups: grid(Math.ceil(units[1] / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
+    });
+  };
+  const { maxStorageBindingSize: max, storageOffsetAlignment: align } = device.caps;
+  if (src.storage.byteLength <= max && dst.storage.byteLength <= max) {
+    const whole = (t: Tensor, base: number): Span => ({ binding: bind(op, t), base });
+    dispatch([first, count], whole(dst, first * perUnit), [0, src.numel], whole(src, 0));
+    return;
+  }
+  // Source elements per window, and destination units per range: no more than a window's worth of
+  // elements, so that a contiguous copy reads one window per range.
+  const window = Math.floor((max - align) / DTYPE_BYTES[src.dtype]);
+  const unitsPerRange = Math.min(Math.floor((max - align) / 4), Math.floor(window / perUnit));
+  for (let u0 = first; u0 < first + count; u0 += unitsPerRange) {
+    const n = Math.min(unitsPerRange, first + count - u0);
+    const la = regionBefore(m, u0 * perUnit);
+    const lb = regionBefore(m, (u0 + n) * perUnit);
+    if (la >= lb) continue; // the range holds no element of the region (another input's part of a concat)
+    const to = bindSpan(op, dst, u0 * perUnit, n * perUnit);
+    const [lo, hi] = sourceBounds(shape, strides, m.offset, la, lb);
+    for (let s0 = lo; s0 < hi; s0 += window) {
+      const s1 = Math.min(hi, s0 + window);
+      dispatch([u0, n], to, [s0, s1], bindSpan(op, src, s0, s1 - s0));
+    }
+  }
 }
 
 /** A new tensor of `shape` gathered from `x` (same dtype and device). */

@@ -5,12 +5,13 @@
  *
  *   qkv [S, (Hq + 2 Hkv) Dh]  ->  q [S, Hq, Dh] (rotated), cache rows [start, start + S) <- k (rotated), v
  *
- * Only the half-split layout (HF checkpoints; Meta's are permuted into it at load) is fused here.
+ * Only the half-split layout (HF checkpoints; Meta's are permuted into it at load) is fused here. The cache
+ * is bound from row `start` on, so a long context's cache may be larger than one storage binding; qkv and
+ * q that are larger are split by rows (one dispatch per run of rows).
  * @module
  */
 import { checkShape, cpuData, cpuFloats, empty, formatShape, type Tensor } from '@proj/core';
 import {
-  bind,
   checkFloat,
   cpuResult,
   deviceOf,
@@ -20,6 +21,7 @@ import {
   type OutOptions,
   outDtype,
   Params,
+  runs,
 } from '../op.js';
 import { declare, declareOut, enableF16, LINEAR_WORKGROUP, loader, params, stored } from '../wgsl.js';
 import type { KvCache } from './kv-cache.js';
@@ -70,9 +72,11 @@ ${declare(2, 'sinT', 'f32')}
 ${declareOut(3, 'q', o)}
 ${declare(4, 'cacheK', 'f32', 'read_write')}
 ${declare(5, 'cacheV', 'f32', 'read_write')}
-${params(6, { n: 'u32', heads: 'u32', kvHeads: 'u32', headDim: 'u32', start: 'u32' })}
+${params(6, { n: 'u32', heads: 'u32', kvHeads: 'u32', headDim: 'u32', start: 'u32', x0: 'u32', q0: 'u32', c0: 'u32' })}
 ${loader('qkv', dtype)}
-// One invocation per element of qkv: its column says whether it is part of q, k or v.
+// One invocation per element of a run of qkv's rows: its column says whether it is part of q, k or v. Each
+// tensor is bound from the run's first row, which starts at element x0 of qkv's binding, q0 of q's and c0
+// of the cache's (k and v are laid out alike); \`start\` is that row's position.
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
@@ -85,21 +89,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let d = c % p.headDim;
   let half = p.headDim / 2u;
   let pos = p.start + s;
-  let x = qkv_at(e);
+  let x = qkv_at(p.x0 + e);
   var y = x;
   if (head < p.heads + p.kvHeads) {
     // half-split pairs (d, d + half): (a, b) -> (a cos - b sin, b cos + a sin)
     let i = d % half;
     let cs = cosT[pos * half + i];
     let sn = sinT[pos * half + i];
-    if (d < half) { y = x * cs - qkv_at(e + half) * sn; } else { y = x * cs + qkv_at(e - half) * sn; }
+    if (d < half) { y = x * cs - qkv_at(p.x0 + e + half) * sn; } else { y = x * cs + qkv_at(p.x0 + e - half) * sn; }
   }
   if (head < p.heads) {
-    q[(s * p.heads + head) * p.headDim + d] = ${stored(o, 'y')};
+    q[p.q0 + (s * p.heads + head) * p.headDim + d] = ${stored(o, 'y')};
   } else if (head < p.heads + p.kvHeads) {
-    cacheK[(pos * p.kvHeads + head - p.heads) * p.headDim + d] = y;
+    cacheK[p.c0 + (s * p.kvHeads + head - p.heads) * p.headDim + d] = y;
   } else {
-    cacheV[(pos * p.kvHeads + head - p.heads - p.kvHeads) * p.headDim + d] = y;
+    cacheV[p.c0 + (s * p.kvHeads + head - p.heads - p.kvHeads) * p.headDim + d] = y;
   }
 }`;
 }
@@ -164,20 +168,31 @@ export function ropeQkv<O extends OutDType = 'f32'>(
     return cpuResult(r.q, [seq, heads, headDim] as const, o);
   }
   const q = empty([seq, heads, headDim] as const, o, device);
-  device.dispatch({
-    op,
-    key: `${op}:${qkv.dtype}:${o}`,
-    wgsl: () => kernel(qkv.dtype, o),
-    buffers: [
-      bind(op, qkv),
-      bind(op, tables.cos),
-      bind(op, tables.sin),
-      bind(op, q),
-      bind(op, cache.k),
-      bind(op, cache.v),
-    ],
-    uniforms: new Params().u32(qkv.numel).u32(heads).u32(kvHeads).u32(headDim).u32(start).data(),
-    workgroups: grid(Math.ceil(qkv.numel / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
-  });
+  // Rows of qkv and q in runs that fit a binding; the cache is bound from row `start` on (only the rows
+  // written: a long context's cache can be larger than one binding), the tables whole.
+  const kvRow = kvHeads * headDim;
+  const tensors = [qkv, tables.cos, tables.sin, q, cache.k, cache.v];
+  const per = [width, 0, 0, heads * headDim, kvRow, kvRow];
+  for (const run of runs(op, tensors, per, seq, [0, 0, 0, 0, start, start])) {
+    const [x0, , , q0, c0] = run.bases as number[];
+    const n = run.count * width;
+    device.dispatch({
+      op,
+      key: `${op}:${qkv.dtype}:${o}`,
+      wgsl: () => kernel(qkv.dtype, o),
+      buffers: run.bindings,
+      uniforms: new Params()
+        .u32(n)
+        .u32(heads)
+        .u32(kvHeads)
+        .u32(headDim)
+        .u32(start + run.first)
+        .u32(x0!)
+        .u32(q0!)
+        .u32(c0!)
+        .data(),
+      workgroups: grid(Math.ceil(n / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
+    });
+  }
   return q;
 }

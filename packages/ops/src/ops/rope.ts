@@ -7,7 +7,7 @@
  * @module
  */
 import { checkShape, cpu, cpuFloats, type Device, empty, formatShape, type Tensor, tensor } from '@proj/core';
-import { bind, checkFloat, deviceOf, grid, isGpu, Params } from '../op.js';
+import { checkFloat, deviceOf, grid, isGpu, Params, runs } from '../op.js';
 import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
 
 const WORKGROUP = 256;
@@ -97,8 +97,10 @@ export function ropeReference(
   return out;
 }
 
-// One invocation per rotated pair. Consecutive invocations take consecutive pairs of a head, so for the
-// 'half' layout both of their reads are contiguous runs.
+// One invocation per rotated pair of a run of rows. Consecutive invocations take consecutive pairs of a
+// head, so for the 'half' layout both of their reads are contiguous runs. x and out are bound from their
+// run's first row (x0, o0: where that row starts in the bindings), the tables whole; `offset` is the
+// position of the run's first row.
 function kernel(layout: RopeLayout, xType: Tensor['dtype']): string {
   const pair =
     layout === 'half'
@@ -109,7 +111,7 @@ ${declare(0, 'x', xType)}
 ${declare(1, 'cosT', 'f32')}
 ${declare(2, 'sinT', 'f32')}
 ${declare(3, 'out', 'f32', 'read_write')}
-${params(4, { pairs: 'u32', half: 'u32', heads: 'u32', offset: 'u32' })}
+${params(4, { pairs: 'u32', half: 'u32', heads: 'u32', offset: 'u32', x0: 'u32', o0: 'u32' })}
 ${loader('x', xType)}
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -123,16 +125,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let sn = sinT[t];
   let base = head * 2u * p.half;
   ${pair}
-  let a = x_at(ia);
-  let b = x_at(ib);
-  out[ia] = a * c - b * sn;
-  out[ib] = b * c + a * sn;
+  let a = x_at(p.x0 + ia);
+  let b = x_at(p.x0 + ib);
+  out[p.o0 + ia] = a * c - b * sn;
+  out[p.o0 + ib] = b * c + a * sn;
 }`;
 }
 
 /**
  * Rotary embeddings of queries or keys: `x [S, H, Dh]` -> `[S, H, Dh]` f32, row `s` at position
- * `offset + s` (decoding with a KV cache passes the number of cached tokens as `offset`).
+ * `offset + s` (decoding with a KV cache passes the number of cached tokens as `offset`). On WebGPU, `x`
+ * and the result larger than one storage binding are split by rows, one dispatch per run of rows.
  *
  * @example
  * ```ts
@@ -182,14 +185,26 @@ export function rope<S extends readonly [number, number, number]>(
     return tensor(out, x.shape);
   }
   const out = empty(x.shape, 'f32', device);
-  const pairs = x.numel / 2;
-  device.dispatch({
-    op: 'rope',
-    key: `rope:${layout}:${x.dtype}`,
-    wgsl: () => kernel(layout, x.dtype),
-    buffers: [bind('rope', x), bind('rope', tables.cos), bind('rope', tables.sin), bind('rope', out)],
-    uniforms: new Params().u32(pairs).u32(half).u32(heads!).u32(offset).data(),
-    workgroups: grid(Math.ceil(pairs / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
-  });
+  // Split by whole rows (tokens) when x or out is larger than one binding; the tables are bound whole.
+  const row = heads! * dh!;
+  for (const run of runs('rope', [x, tables.cos, tables.sin, out], [row, 0, 0, row], seq!)) {
+    const [x0, , , o0] = run.bases as [number, number, number, number];
+    const pairs = (run.count * row) / 2;
+    device.dispatch({
+      op: 'rope',
+      key: `rope:${layout}:${x.dtype}`,
+      wgsl: () => kernel(layout, x.dtype),
+      buffers: run.bindings,
+      uniforms: new Params()
+        .u32(pairs)
+        .u32(half)
+        .u32(heads!)
+        .u32(offset + run.first)
+        .u32(x0)
+        .u32(o0)
+        .data(),
+      workgroups: grid(Math.ceil(pairs / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
+    });
+  }
   return out;
 }
