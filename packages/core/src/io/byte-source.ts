@@ -19,10 +19,20 @@ export interface ByteSource {
    * Exactly `length` bytes starting at `offset`. Throws when the range is outside `[0, size]` or the
    * underlying storage ends early; never returns fewer bytes than asked for. The result may share memory
    * with the source, so treat it as read-only.
+   *
+   * `into`, when given and at least `length` bytes long, is memory the caller lends for the result: a
+   * source that copies reads into it and returns a view of it, so that a loader streaming gigabytes reuses
+   * one buffer instead of allocating (and faulting in, and collecting) a new one per read. A source that
+   * already holds the bytes may return its own view instead; callers use what is returned either way.
    */
-  read(offset: number, length: number): Promise<Uint8Array>;
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   /** Releases the underlying resource (a file handle, say). Optional: in-memory sources need none. */
   close?(): Promise<void>;
+}
+
+/** `into` when it can hold `length` bytes (as a view of exactly that many), else a new array. */
+export function readTarget(length: number, into?: Uint8Array): Uint8Array {
+  return into && into.byteLength >= length ? into.subarray(0, length) : new Uint8Array(length);
 }
 
 /** Throws a `RangeError` unless `[offset, offset + length)` is a valid range of a source of `size` bytes. */

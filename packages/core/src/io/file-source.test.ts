@@ -28,6 +28,24 @@ describe('openFileSource', () => {
     await expect(source.read(0, 1)).rejects.toThrow(/after close/);
   });
 
+  it('reads into memory the caller lends when it is large enough, else into a new array', async () => {
+    dir ??= await mkdtemp(join(tmpdir(), 'file-source-'));
+    const path = join(dir, 'into.bin');
+    const bytes = new Uint8Array(1000).map((_, i) => i & 0xff);
+    await writeFile(path, bytes);
+    const source = await openFileSource(path);
+    const lent = new Uint8Array(600);
+    const got = await source.read(100, 500, lent);
+    expect(got.buffer).toBe(lent.buffer); // a view of the lent memory: no new allocation
+    expect([got.byteOffset, got.byteLength]).toEqual([0, 500]);
+    expect(got).toEqual(bytes.subarray(100, 600));
+    const small = new Uint8Array(10);
+    const fresh = await source.read(0, 20, small);
+    expect(fresh.buffer).not.toBe(small.buffer);
+    expect(fresh).toEqual(bytes.subarray(0, 20));
+    await source.close?.();
+  });
+
   it('reports a file that shrank after opening', async () => {
     dir ??= await mkdtemp(join(tmpdir(), 'file-source-'));
     const path = join(dir, 'shrinks.bin');

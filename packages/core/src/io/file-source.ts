@@ -4,7 +4,7 @@
  * @module
  */
 import { open } from 'node:fs/promises';
-import { type ByteSource, checkByteRange } from './byte-source.js';
+import { type ByteSource, checkByteRange, readTarget } from './byte-source.js';
 
 /**
  * Opens `path` for reading as a `ByteSource`. The size is taken once at open time; call `close()` when done
@@ -22,10 +22,10 @@ export async function openFileSource(path: string): Promise<ByteSource> {
   let closed = false;
   return {
     size,
-    async read(offset: number, length: number): Promise<Uint8Array> {
+    async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
       checkByteRange(size, offset, length);
       if (closed) throw new Error(`read from '${path}' after close()`);
-      const out = new Uint8Array(length);
+      const out = readTarget(length, into);
       let done = 0;
       // A positional read may return fewer bytes than asked (large requests are split by the OS).
       while (done < length) {

@@ -22,9 +22,10 @@ export interface SafetensorsReader {
   info(name: string): TensorInfo;
   /**
    * The raw little-endian bytes of tensor `name`, read now from the underlying source; `offset` and
-   * `length` select a byte range of the tensor (so a large tensor can be streamed in chunks).
+   * `length` select a byte range of the tensor (so a large tensor can be streamed in chunks). `into` may
+   * receive the bytes instead of a new array (see `ByteSource.read`): use the returned array.
    */
-  read(name: string, offset?: number, length?: number): Promise<Uint8Array>;
+  read(name: string, offset?: number, length?: number, into?: Uint8Array): Promise<Uint8Array>;
   /** Releases the underlying sources; reads afterwards fail. */
   close(): Promise<void>;
 }
@@ -91,9 +92,9 @@ export class SafetensorsFile implements SafetensorsReader {
 
   /**
    * The raw bytes of tensor `name` (little-endian, row-major), read from the source now; `offset`/`length`
-   * select a byte range within the tensor.
+   * select a byte range within the tensor; `into` may receive the bytes (see `ByteSource.read`).
    */
-  async read(name: string, offset = 0, length?: number): Promise<Uint8Array> {
+  async read(name: string, offset = 0, length?: number, into?: Uint8Array): Promise<Uint8Array> {
     const { byteOffset, byteLength } = this.info(name);
     const n = length ?? byteLength - offset;
     if (
@@ -113,7 +114,7 @@ export class SafetensorsFile implements SafetensorsReader {
         },
       );
     }
-    return readOrFail(this.#source, byteOffset + offset, n, this.file, name);
+    return readOrFail(this.#source, byteOffset + offset, n, this.file, name, into);
   }
 
   /** Closes the underlying source. */
@@ -129,10 +130,11 @@ async function readOrFail(
   length: number,
   file: string | undefined,
   tensor?: string,
+  into?: Uint8Array,
 ): Promise<Uint8Array> {
   let bytes: Uint8Array;
   try {
-    bytes = await source.read(offset, length);
+    bytes = await source.read(offset, length, into);
   } catch (cause) {
     const why = cause instanceof Error ? cause.message : String(cause);
     throw new SafetensorsError(`reading ${length} bytes at offset ${offset} failed: ${why}`, {

@@ -157,9 +157,9 @@ export class ShardedSafetensors implements SafetensorsReader {
     return shardName;
   }
 
-  /** The raw bytes of tensor `name`, read from its shard now. */
-  read(name: string, offset?: number, length?: number): Promise<Uint8Array> {
-    return this.#shardOf(name).read(name, offset, length);
+  /** The raw bytes of tensor `name`, read from its shard now (into `into` when it fits, as `read` says). */
+  read(name: string, offset?: number, length?: number, into?: Uint8Array): Promise<Uint8Array> {
+    return this.#shardOf(name).read(name, offset, length, into);
   }
 
   /** Closes every shard. */

@@ -13,8 +13,11 @@ export interface TensorSource {
   names(): string[];
   /** Element type and shape of `name` (throws for unknown names or unsupported dtypes). */
   info(name: string): { dtype: DType; shape: readonly number[]; byteLength: number };
-  /** The raw little-endian bytes of `name`, or of the byte range `[offset, offset + length)` of it. */
-  read(name: string, offset?: number, length?: number): Promise<Uint8Array>;
+  /**
+   * The raw little-endian bytes of `name`, or of the byte range `[offset, offset + length)` of it. `into`,
+   * when large enough, may receive them instead of a new array (a loader reuses one): use what is returned.
+   */
+  read(name: string, offset?: number, length?: number, into?: Uint8Array): Promise<Uint8Array>;
   /** Releases the files. */
   close(): Promise<void>;
 }
@@ -26,7 +29,7 @@ function fromSafetensors(reader: SafetensorsReader): TensorSource {
       const i = reader.info(name);
       return { dtype: toCoreDType(i.dtype, name), shape: i.shape, byteLength: i.byteLength };
     },
-    read: (name, offset, length) => reader.read(name, offset, length),
+    read: (name, offset, length, into) => reader.read(name, offset, length, into),
     close: () => reader.close(),
   };
 }
@@ -44,7 +47,7 @@ export async function openPthSource(path: string): Promise<TensorSource> {
     return {
       names: () => pth.names(),
       info: (name) => pth.info(name),
-      read: (name, offset, length) => pth.read(name, offset, length),
+      read: (name, offset, length, into) => pth.read(name, offset, length, into),
       close: () => pth.close(),
     };
   } catch (error) {

@@ -1,5 +1,5 @@
 import { empty, tensor } from '@proj/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { add } from '../ops/binary.js';
 import { testDevice } from '../testing.js';
 import type { WebGpuDevice } from './device.js';
@@ -90,6 +90,38 @@ describe('WebGpuDevice', () => {
     gpu.write(big, 1 << 20, second);
     expect(same((await gpu.read(big)).subarray(1 << 20, (1 << 20) + second.byteLength), second)).toBe(true);
     big.free();
+  });
+
+  it('writable() waits for a free staging buffer, so that paced writes never fall back to writeBuffer', async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const chunk = 3 << 20; // ten writes through four staging buffers: the later ones must wait for one
+    const data = new Uint8Array(10 * chunk).map((_, i) => (i * 131) >> 3);
+    const big = gpu.alloc(data.byteLength);
+    const writeBuffer = vi.spyOn(gpu.gpu.queue, 'writeBuffer');
+    try {
+      for (let at = 0; at < data.byteLength; at += chunk) {
+        await gpu.writable();
+        gpu.write(big, at, data.subarray(at, at + chunk));
+      }
+      expect(writeBuffer).not.toHaveBeenCalled();
+    } finally {
+      writeBuffer.mockRestore();
+    }
+    expect(Buffer.from(await gpu.read(big)).equals(data)).toBe(true);
+    big.free();
+  });
+
+  it('writable() fails with DeviceLostError when the device is destroyed while it waits', async () => {
+    const doomed = await testDevice();
+    if (!doomed) return;
+    const target = doomed.alloc(4 << 20);
+    const bytes = new Uint8Array(1 << 20);
+    for (let i = 0; i < 4; i++) doomed.write(target, i << 20, bytes); // every staging buffer in flight
+    const waiting = doomed.writable();
+    doomed.destroy();
+    await expect(waiting).rejects.toThrow(DeviceLostError);
   });
 
   it('refuses an allocation over the device limits, naming the op', ({ skip }) => {

@@ -120,6 +120,7 @@ export class WebGpuDevice implements Device {
   readonly #freeUniformBuffers: GPUBuffer[] = [];
   readonly #staging = new Map<number, GPUBuffer[]>();
   readonly #writeStaging: GPUBuffer[] = [];
+  readonly #remaps = new Map<GPUBuffer, Promise<void>>(); // per write staging buffer in flight: mapped again
   readonly #bindGroups = new Map<string, GPUBindGroup>();
   readonly #bufferIds = new WeakMap<GPUBuffer, number>();
   #nextBufferId = 1;
@@ -214,22 +215,58 @@ export class WebGpuDevice implements Device {
   }
 
   /**
-   * @internal Writes bytes already in the packed layout (whole row groups, see `gpu/packing.ts`) into a
-   * packed weight, at the byte offset of their first row.
+   * @internal Writes `byteLength` bytes at `byteOffset` of `storage` that `fill` puts into the mapped memory
+   * of one of the device's staging buffers when one is free (so a loader copies each byte once on the host,
+   * packing a weight on the way: see `writeRows`), else into a new array written with `writeBuffer`. For a
+   * packed weight `fill` writes packed bytes, and they may run into the last row group's padding.
    */
-  writePacked(storage: GpuStorage, byteOffset: number, bytes: Uint8Array): void {
-    if (!storage.packing) throw new GpuOpError('write', 'writePacked takes a packed weight');
-    this.#writeBytes(storage, packedBytes(storage.packing), byteOffset, bytes);
+  writeFilled(
+    storage: GpuStorage,
+    byteOffset: number,
+    byteLength: number,
+    fill: (into: Uint8Array) => void,
+  ): void {
+    const limit = storage.packing ? packedBytes(storage.packing) : storage.byteLength;
+    this.#checkWrite(storage, limit, byteOffset, byteLength);
+    const staging =
+      byteLength >= STAGED_WRITE_MIN && byteLength <= WRITE_STAGING_BYTES && byteLength % 4 === 0
+        ? this.#mappedWriteStaging()
+        : undefined;
+    if (!staging) {
+      const bytes = new Uint8Array(byteLength);
+      fill(bytes);
+      this.#writeBytes(storage, limit, byteOffset, bytes);
+      return;
+    }
+    fill(new Uint8Array(staging.getMappedRange(0, byteLength)));
+    this.#copyFromStaging(staging, storage.buffer, byteOffset, byteLength);
+  }
+
+  /**
+   * Resolves when one of the device's write staging buffers is mapped and free, so that the next large
+   * write goes through it. A loader awaits this before each chunk: without it, writes that find every
+   * staging buffer in flight fall back to `queue.writeBuffer`, whose staging allocation per call (fresh
+   * memory, faulted in) made it a loader's bottleneck. It also paces the loader to the device.
+   */
+  async writable(): Promise<void> {
+    while (!this.#mappedWriteStaging()) {
+      await this.#settle(Promise.race(this.#remaps.values()));
+      this.#checkAlive('write'); // destroyed or lost while waiting: the remaps failed
+    }
+  }
+
+  #checkWrite(target: GpuStorage, limit: number, byteOffset: number, byteLength: number): void {
+    this.#checkAlive('write');
+    if (byteOffset % 4 !== 0 || byteOffset < 0 || byteOffset + byteLength > limit) {
+      throw new GpuOpError(
+        'write',
+        `${byteLength} bytes at offset ${byteOffset} do not fit a ${target.byteLength}-byte tensor (offsets must be multiples of 4)`,
+      );
+    }
   }
 
   #writeBytes(target: GpuStorage, limit: number, byteOffset: number, bytes: Uint8Array): void {
-    this.#checkAlive('write');
-    if (byteOffset % 4 !== 0 || byteOffset < 0 || byteOffset + bytes.byteLength > limit) {
-      throw new GpuOpError(
-        'write',
-        `${bytes.byteLength} bytes at offset ${byteOffset} do not fit a ${target.byteLength}-byte tensor (offsets must be multiples of 4)`,
-      );
-    }
+    this.#checkWrite(target, limit, byteOffset, bytes.byteLength);
     // writeBuffer needs sizes in whole words: write the aligned part, then the tail padded to a word.
     const aligned = bytes.byteLength - (bytes.byteLength % 4);
     const staged =
@@ -250,7 +287,6 @@ export class WebGpuDevice implements Device {
    * (the caller writes the rest with `writeBuffer`). `queue.writeBuffer` makes a new staging allocation
    * for each large write, which made it a loader's bottleneck: measured on lavapipe, 1 GiB in 16 MiB chunks
    * took 0.8-1.2 s that way and 0.24-0.28 s through four reused staging buffers (reading the file: 0.11 s).
-   * Each copy is submitted at once, and its staging buffer is mapped again for a later write.
    */
   #writeStaged(buffer: GPUBuffer, offset: number, bytes: Uint8Array, length: number): number {
     let done = 0;
@@ -259,14 +295,23 @@ export class WebGpuDevice implements Device {
       if (!staging) break; // all in flight: the caller falls back to writeBuffer
       const n = Math.min(WRITE_STAGING_BYTES, length - done);
       new Uint8Array(staging.getMappedRange(0, n)).set(bytes.subarray(done, done + n));
-      staging.unmap();
-      this.#endPass();
-      this.#beginBatch().copyBufferToBuffer(staging, 0, buffer, offset + done, n);
-      this.flush();
-      staging.mapAsync(MAP_WRITE).catch(() => {}); // ready again once the copy has run; lost on destroy
+      this.#copyFromStaging(staging, buffer, offset + done, n);
       done += n;
     }
     return done;
+  }
+
+  /** Submits the copy of a filled staging buffer's first `n` bytes, then maps it again for a later write. */
+  #copyFromStaging(staging: GPUBuffer, buffer: GPUBuffer, offset: number, n: number): void {
+    staging.unmap();
+    this.#endPass();
+    this.#beginBatch().copyBufferToBuffer(staging, 0, buffer, offset, n);
+    this.flush();
+    // Ready again once the copy has run; on destroy or loss it fails, and a waiting writeFilled throws.
+    this.#remaps.set(
+      staging,
+      staging.mapAsync(MAP_WRITE).catch(() => {}),
+    );
   }
 
   /** A write staging buffer that is mapped now: an idle one, or a new one while there are few. */

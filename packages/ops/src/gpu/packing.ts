@@ -65,9 +65,10 @@ export function packedWordWgsl(p: Pick<RowPacking, 'lanes' | 'rowsPerLane'>): st
  * Packs whole row groups on the host, fast: `rowMajor` holds rows `[g0 * G, g0 * G + n)` of the weight
  * (`g0` a whole group; `n` whole groups, or up to the last row), and the result is those groups' packed
  * bytes (padding rows zero), which sit at the same byte offset in the packed weight as the rows do in the
- * row-major one. About 5 GB/s in V8: faster than a packing kernel on a software driver, and it saves that
- * driver a copy. `into` (when large enough) receives the result instead of a new array, so that a loader
- * can reuse one. {@link packRowsReference} is the definition it is tested against.
+ * row-major one. About 3-5 GB/s in V8: faster than a packing kernel on a software driver, and it saves that
+ * driver a copy. `into` receives the result instead of a new array when given (it must hold the packed
+ * size and be 4-byte aligned: a loader passes mapped staging memory). {@link packRowsReference} is the
+ * definition it is tested against.
  */
 export function packGroups(
   rowMajor: Uint8Array,
@@ -77,10 +78,10 @@ export function packGroups(
   const rows = rowMajor.byteLength / p.rowBytes;
   const G = p.lanes * p.rowsPerLane;
   const size = Math.ceil(rows / G) * G * p.rowBytes;
-  const out =
-    into && into.byteLength >= size && into.byteOffset % 4 === 0
-      ? into.subarray(0, size)
-      : new Uint8Array(size);
+  if (into && (into.byteLength < size || into.byteOffset % 4 !== 0)) {
+    throw new RangeError(`packGroups: ${size} packed bytes do not fit the ${into.byteLength}-byte target`);
+  }
+  const out = into ? into.subarray(0, size) : new Uint8Array(size);
   if (rows % G !== 0) out.fill(0, rows * p.rowBytes); // the padding rows of the last group
   moveWords(words(rowMajor), words(out), p, rows, true);
   return out;

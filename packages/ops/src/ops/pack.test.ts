@@ -23,6 +23,7 @@ import {
   packLinearWeight,
   prepareLinearWeight,
   unpackLinearWeight,
+  writable,
   writeRows,
 } from './pack.js';
 
@@ -148,6 +149,25 @@ describe('packed weights on WebGPU', () => {
       expect(() => writeRows(w, 69, bytes.subarray(0, 96))).toThrow('are not whole rows of [70, 24] f16');
       w.dispose();
     }
+  });
+
+  it('writeRows packs chunks of whole groups straight into staging memory, paced by writable()', async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    // 1 MiB chunks of a 6 MiB weight (the staged path starts at 1 MiB); the last chunk ends in a partial
+    // group. Packed on software adapters, row-major on GPUs: toArray reads either back row-major.
+    const rows = 3001;
+    const fresh = randn([rows, 1024], { seed: 4, dtype: 'bf16' });
+    const bytes = new Uint8Array(cpuData(fresh).buffer);
+    const w = emptyLinearWeight([rows, 1024], 'bf16', gpu);
+    const rowsPerChunk = 512; // 16 groups of 32 rows
+    for (let row = 0; row < rows; row += rowsPerChunk) {
+      await writable(gpu);
+      writeRows(w, row, bytes.subarray(row * 2048, Math.min(rows, row + rowsPerChunk) * 2048));
+    }
+    expect(Buffer.from(await w.bytes()).equals(bytes)).toBe(true);
+    w.dispose();
   });
 
   it('emptyLinearWeight allocates the layout the adapter prefers', async ({ skip }) => {

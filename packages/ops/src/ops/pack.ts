@@ -18,9 +18,6 @@ import { canShareX } from './linear-wgsl.js';
 
 const WORKGROUP = 256;
 
-// writeRows' buffer for host-packed groups (a loader writes chunk after chunk of the same size).
-let scratch: Uint8Array | undefined;
-
 /** The packing of `t`, or undefined for a row-major tensor. */
 export function packingOf(t: Tensor): RowPacking | undefined {
   return isGpu(t.device) ? (t.storage as GpuStorage).packing : undefined;
@@ -62,9 +59,11 @@ export function emptyLinearWeight<const S extends Shape, D extends DType>(
 
 /**
  * Writes rows `[firstRow, firstRow + n)` of a `[N, K]` weight from `bytes` (n whole rows, row-major, in
- * the weight's dtype), whatever the weight's layout. A packed weight gets whole row groups packed on the
- * host (`packGroups`); other runs of rows go through a staging tensor and one packing kernel, submitted at
- * once so that the staging buffer serves the next call.
+ * the weight's dtype), whatever the weight's layout; `bytes` may be reused once this returns. On WebGPU
+ * large writes go straight into one of the device's mapped staging buffers, packed on the way for a packed
+ * weight (whole row groups, `packGroups`; other runs of rows go through a staging tensor and a packing
+ * kernel). A loader streaming gigabytes awaits {@link writable} before each call, so that every chunk
+ * finds a free staging buffer.
  */
 export function writeRows(w: Tensor, firstRow: number, bytes: Uint8Array): void {
   const rowBytes = (w.shape[1] ?? 1) * DTYPE_BYTES[w.dtype];
@@ -75,24 +74,39 @@ export function writeRows(w: Tensor, firstRow: number, bytes: Uint8Array): void 
       `writeRows: ${bytes.byteLength} bytes from row ${firstRow} are not whole rows of ${formatShape(w.shape)} ${w.dtype} (${rowBytes} bytes each)`,
     );
   }
-  const packing = packingOf(w);
+  const device = w.device;
+  const at = firstRow * rowBytes;
+  if (!isGpu(device)) {
+    device.write(w.storage, at, bytes);
+    return;
+  }
+  const storage = w.storage as GpuStorage;
+  const packing = storage.packing;
   if (!packing) {
-    w.device.write(w.storage, firstRow * rowBytes, bytes);
+    device.writeFilled(storage, at, bytes.byteLength, (into) => into.set(bytes));
     return;
   }
   if (rows === 0) return;
-  const device = w.device as WebGpuDevice;
   const G = groupRows(packing);
   if (firstRow % G === 0 && (rows % G === 0 || firstRow + rows === n)) {
-    // Whole groups (a loader's chunks, as a rule): packed on the host, one copy to the device.
-    scratch = packGroups(bytes, packing, scratch); // written out before the next call: reused
-    device.writePacked(w.storage as GpuStorage, firstRow * rowBytes, scratch);
+    // Whole groups (a loader's chunks, as a rule): packed on the host, in one pass into staging memory.
+    const packedLength = Math.ceil(rows / G) * G * rowBytes;
+    device.writeFilled(storage, at, packedLength, (into) => packGroups(bytes, packing, into));
     return;
   }
   const staging = new Tensor(device.upload(bytes), [rows, w.shape[1]!], w.dtype);
   transfer(device, 'pack', staging, firstRow, w, packing, firstRow, firstRow + rows);
   staging.dispose();
   device.flush(); // the staging buffer returns to the pool now, for the next chunk
+}
+
+/**
+ * Resolves when a large write to `device` (such as {@link writeRows} of a loader's chunk) will find a free
+ * staging buffer: at once on the CPU device; on WebGPU see `WebGpuDevice.writable`. Awaiting it before
+ * each chunk paces a loader to the device.
+ */
+export async function writable(device: Device): Promise<void> {
+  if (isGpu(device)) await device.writable();
 }
 
 /**

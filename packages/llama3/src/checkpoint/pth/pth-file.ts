@@ -127,8 +127,11 @@ export class PthFile {
     };
   }
 
-  /** The raw little-endian bytes of tensor `name` (row-major), read from its storage record now. */
-  async read(name: string, offset = 0, length?: number): Promise<Uint8Array> {
+  /**
+   * The raw little-endian bytes of tensor `name` (row-major), read from its storage record now (into
+   * `into` when it is large enough; use the returned array).
+   */
+  async read(name: string, offset = 0, length?: number, into?: Uint8Array): Promise<Uint8Array> {
     const info = this.info(name);
     const itemSize = this.#record(name).storage.type.itemSize;
     const n = length ?? info.byteLength - offset;
@@ -145,7 +148,7 @@ export class PthFile {
         `${this.file}: byte range [${offset}, ${offset + n}) is outside tensor '${name}' (${info.byteLength} bytes)`,
       );
     }
-    return this.#zip.readRange(info.storageEntry, info.storageOffset * itemSize + offset, n);
+    return this.#zip.readRange(info.storageEntry, info.storageOffset * itemSize + offset, n, into);
   }
 
   /** Closes the underlying source. */

@@ -128,9 +128,10 @@ export class ZipArchive {
 
   /**
    * `length` bytes from `offset` within the data of entry `name` (all of it by default). The entry must be
-   * STORED and unencrypted; the range must lie inside it.
+   * STORED and unencrypted; the range must lie inside it. `into` may receive the bytes (see
+   * `ByteSource.read`).
    */
-  async readRange(name: string, offset = 0, length?: number): Promise<Uint8Array> {
+  async readRange(name: string, offset = 0, length?: number, into?: Uint8Array): Promise<Uint8Array> {
     const entry = this.entry(name);
     const n = length ?? entry.size - offset;
     if (
@@ -145,7 +146,7 @@ export class ZipArchive {
       );
     }
     const start = await this.#dataOffset(entry);
-    return readOrFail(this.#source, start + offset, n, `${this.#file}: entry '${name}'`);
+    return readOrFail(this.#source, start + offset, n, `${this.#file}: entry '${name}'`, into);
   }
 
   /** The whole of a small entry, checked against its CRC-32. */
@@ -297,6 +298,7 @@ async function readOrFail(
   offset: number,
   length: number,
   where: string,
+  into?: Uint8Array,
 ): Promise<Uint8Array> {
   if (offset < 0 || length < 0 || offset + length > source.size) {
     throw new ZipError(
@@ -304,7 +306,7 @@ async function readOrFail(
     );
   }
   try {
-    const bytes = await source.read(offset, length);
+    const bytes = await source.read(offset, length, into);
     if (bytes.byteLength !== length) throw new Error(`short read: ${bytes.byteLength} of ${length} bytes`);
     return bytes;
   } catch (cause) {
