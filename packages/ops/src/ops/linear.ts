@@ -29,7 +29,7 @@ import {
   type Tensor,
   tensor,
 } from '@proj/core';
-import type { BufferBinding, WebGpuDevice } from '../gpu/device.js';
+import type { WebGpuDevice } from '../gpu/device.js';
 import { GpuOpError } from '../gpu/errors.js';
 import { groupRows, type RowPacking } from '../gpu/packing.js';
 import {
@@ -45,6 +45,7 @@ import {
 import {
   bind,
   bindRange,
+  bindSpan,
   checkFloat,
   checkRowMajor,
   cpuResult,
@@ -309,8 +310,8 @@ export function linearWith(
   const mBlock = Math.min(rowsPerBinding(device, xk * xBytes), rowsPerBinding(device, n * 4));
   for (let m0 = 0; m0 < m; m0 += mBlock) {
     const mc = Math.min(mBlock, m - m0);
-    const xs = span(x, m0 * xk, mc * xk, xBytes, caps.storageOffsetAlignment);
-    const os = span(out, m0 * n, mc * n, DTYPE_BYTES[o], caps.storageOffsetAlignment);
+    const xs = bindSpan('linear', x, m0 * xk, mc * xk);
+    const os = bindSpan('linear', out, m0 * n, mc * n);
     for (let n0 = 0; n0 < n; n0 += nBlock) {
       const nc = Math.min(nBlock, n - n0);
       const ws = packing
@@ -322,7 +323,7 @@ export function linearWith(
             ),
             base: 0,
           }
-        : span(w, n0 * k, nc * k, wBytes, caps.storageOffsetAlignment);
+        : bindSpan('linear', w, n0 * k, nc * k);
       const gemv = !packing && mc <= gemvRows;
       let v = packing
         ? packedVariant(packing, mc)
@@ -398,18 +399,6 @@ function groupsPerBinding(device: WebGpuDevice, packing: RowPacking): number {
 function gemmGroups(v: GemmVariant, m: number, n: number): [number, number] {
   const gx = Math.ceil(n / (v.tileN * v.groupN));
   return [gx, gx * Math.ceil(m / (v.tileM * v.groupM))];
-}
-
-/** A binding of elements `[first, first + count)` of `t`, and where `first` sits in it (in elements). */
-interface Span {
-  binding: BufferBinding;
-  base: number;
-}
-
-function span(t: Tensor, first: number, count: number, bytes: number, align: number): Span {
-  const start = first * bytes;
-  const aligned = start - (start % align);
-  return { binding: bindRange(t, aligned, start - aligned + count * bytes), base: (start - aligned) / bytes };
 }
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
