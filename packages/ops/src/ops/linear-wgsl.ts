@@ -58,6 +58,12 @@ const X_VEC_F32 = `@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 fn x_at(i: u32) -> vec4<f32> { return x[i]; }`;
 const X_SCALAR_F32 = `@group(0) @binding(0) var<storage, read> x: array<f32>;
 fn x_at(i: u32) -> f32 { return x[i]; }`;
+// The shareX kernel's x: its lanes each load one element (`x_el`, by element index) and broadcast it. From a
+// scalar array that is one load per lane, where a vec4 entry and a select cost a software driver four
+// loads (prefill on lavapipe: 36 -> 50 GFLOPS). `x_at` (entries of 4) serves subgroups narrower than 8.
+const X_SHARED_F32 = `@group(0) @binding(0) var<storage, read> x: array<f32>;
+fn x_at(i: u32) -> vec4<f32> { return vec4<f32>(x[4u * i], x[4u * i + 1u], x[4u * i + 2u], x[4u * i + 3u]); }
+fn x_el(e: u32) -> f32 { return x[e]; }`;
 
 /**
  * A rendered kernel that reads a 16-bit x (f16 or bf16) in place of f32: the same entries of 4 elements
@@ -66,15 +72,24 @@ fn x_at(i: u32) -> f32 { return x[i]; }`;
  */
 export function withXDtype(wgsl: string, dtype: DType): string {
   if (dtype === 'f32') return wgsl;
-  const widen4 =
-    dtype === 'bf16'
-      ? 'bitcast<vec4<f32>>(vec4<u32>(q.x << 16u, q.x & 0xffff0000u, q.y << 16u, q.y & 0xffff0000u))'
-      : 'vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y))';
+  const bf16 = dtype === 'bf16';
+  const widen4 = bf16
+    ? 'bitcast<vec4<f32>>(vec4<u32>(q.x << 16u, q.x & 0xffff0000u, q.y << 16u, q.y & 0xffff0000u))'
+    : 'vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y))';
+  const widen1 = bf16
+    ? 'bitcast<f32>(select(q << 16u, q & 0xffff0000u, (e & 1u) == 1u))'
+    : 'unpack2x16float(q)[e & 1u]';
   return wgsl
     .replace(
       X_VEC_F32,
       `@group(0) @binding(0) var<storage, read> x: array<vec2<u32>>;
 fn x_at(i: u32) -> vec4<f32> { let q = x[i]; return ${widen4}; }`,
+    )
+    .replace(
+      X_SHARED_F32,
+      `@group(0) @binding(0) var<storage, read> x: array<u32>;
+fn x_at(i: u32) -> vec4<f32> { let q = vec2<u32>(x[2u * i], x[2u * i + 1u]); return ${widen4}; }
+fn x_el(e: u32) -> f32 { let q = x[e >> 1u]; return ${widen1}; }`,
     )
     .replace(X_SCALAR_F32, `@group(0) @binding(0) var<storage, read> x: array<u32>;\n${loader('x', dtype)}`);
 }
@@ -90,17 +105,35 @@ export function withSwigluX(wgsl: string, vec: boolean, xPerChunk: number): stri
   const T = vec ? 'vec4<f32>' : 'f32';
   const at = wgsl.indexOf('fn x_at(i: u32)');
   if (at < 0) throw new Error('withSwigluX: the kernel has no x_at');
+  const swiglu = (
+    type: string,
+  ) => `let e = exp(-abs(gate)); // silu as the swiglu op computes it: exp never overflows
+  let r = 1.0 / (1.0 + e);
+  return gate * select(e * r, r, gate >= ${type}(0.0)) * up;`;
+  // The shareX kernel also reads single elements (x_el, by element index): the same, one element.
+  const element = wgsl.includes('fn x_el(e: u32)')
+    ? `
+fn x_el(k: u32) -> f32 {
+  let lde = p.kc * ${4 * xPerChunk}u; // elements per row of the [M, K] view
+  let first = 4u * p.xb; // the first element of this dispatch's x
+  let at = first + ((k - first) / lde) * 2u * lde + (k - first) % lde; // gate's place in [M, 2K]
+  let gate = x_el_raw(at);
+  let up = x_el_raw(at + lde);
+  ${swiglu('f32')}
+}`
+    : '';
   return `${wgsl.slice(0, at)}fn x_at(i: u32) -> ${T} {
   // Entry i of the [M, K] view: its row and place, then gate and up in the [M, 2K] tensor.
   let ldx = p.kc * ${xPerChunk}u;
   let row = (i - p.xb) / ldx;
   let gate = x_raw(p.xb + row * 2u * ldx + (i - p.xb) % ldx);
   let up = x_raw(p.xb + row * 2u * ldx + (i - p.xb) % ldx + ldx);
-  let e = exp(-abs(gate)); // silu as the swiglu op computes it: exp never overflows
-  let r = 1.0 / (1.0 + e);
-  return gate * select(e * r, r, gate >= ${T}(0.0)) * up;
-}
-${wgsl.slice(at).replace('fn x_at(i: u32)', 'fn x_raw(i: u32)')}`;
+  ${swiglu(T)}
+}${element}
+${wgsl
+  .slice(at)
+  .replace('fn x_at(i: u32)', 'fn x_raw(i: u32)')
+  .replace('fn x_el(e: u32)', 'fn x_el_raw(e: u32)')}`;
 }
 
 /** The chunk layout of weights of `dtype`; `vec` when a row is a whole number of 16-byte words. */
@@ -362,7 +395,7 @@ function sharedXWgsl(v: GemmVariant, dtype: DType, vec: boolean, packed: boolean
       .join(' + ');
   };
   return `enable subgroups;
-${L.declarations}
+${L.declarations.replace(X_VEC_F32, X_SHARED_F32)}
 ${params(norm)}
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -405,10 +438,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     if (share) {
       ${
         norm
-          ? `let raw = x_at(xr${i} + xq + (lid >> 2u))[lid & 3u];
+          ? `let raw = x_el((xr${i} + xq) * 4u + lid);
       ss${i} += raw * raw;
       let own = raw * gl;`
-          : `let own = x_at(xr${i} + xq + (lid >> 2u))[lid & 3u];`
+          : `let own = x_el((xr${i} + xq) * 4u + lid);`
       }
       ${xs(i)
         .map((n, e) => `${n} = subgroupBroadcast(own, ${e}u);`)
