@@ -105,7 +105,8 @@ export function gemvVariant(caps: GpuCaps): GemvVariant {
  * shared through the subgroup, no shared memory and no barriers; `tileM` is `m` itself for decode (so W is
  * read once) and 8 for prefill. Measured on lavapipe for 128 x 2048 x 2048 (bf16 W, row-major): 31
  * GFLOPS, against 13 for the same blocks loading x per lane, 6 for one output per invocation, and 3 for the
- * shared-memory tiled kernel; weights packed for it ({@link weightPacking}) read faster still. Real GPUs: 64 x 64 output tiles staged through shared memory, 4 x 4 outputs per invocation.
+ * shared-memory tiled kernel; with weights packed for it ({@link weightPacking}) and x read one element
+ * per lane, 49-51 GFLOPS (`tileM` 12 was within noise of 8, 16 slower, 20 spilled registers). Real GPUs: 64 x 64 output tiles staged through shared memory, 4 x 4 outputs per invocation.
  */
 export function gemmVariant(caps: GpuCaps, m = DECODE_ROWS + 1): GemmVariant {
   if (caps.software) {
