@@ -307,7 +307,7 @@ export class WebGpuDevice implements Device {
     this.#endPass();
     this.#beginBatch().copyBufferToBuffer(staging, 0, buffer, offset, n);
     this.flush();
-    // Ready again once the copy has run; on destroy or loss it fails, and a waiting writeFilled throws.
+    // Mapped again once the copy has run; on destroy or loss this fails, and writable() throws.
     this.#remaps.set(
       staging,
       staging.mapAsync(MAP_WRITE).catch(() => {}),
