@@ -12,6 +12,8 @@ export interface GpuCaps {
   f16: boolean;
   /** `subgroups` is enabled on the device. */
   subgroups: boolean;
+  /** The smallest subgroup the adapter may run (0 without `subgroups` or when it does not say). */
+  subgroupMinSize: number;
   /** The adapter is a CPU implementation (lavapipe, SwiftShader, WARP): kernels want CPU-shaped loops. */
   software: boolean;
   /** Largest storage binding in bytes; larger tensors are bound in several ranges. */
@@ -38,6 +40,9 @@ export function readCaps(adapter: GPUAdapter, device: GPUDevice): GpuCaps {
   return {
     f16: device.features.has('shader-f16'),
     subgroups: device.features.has('subgroups'),
+    subgroupMinSize: device.features.has('subgroups')
+      ? ((info as { subgroupMinSize?: number }).subgroupMinSize ?? 0)
+      : 0,
     software:
       Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter) ||
       /llvmpipe|lavapipe|swiftshader|software|warp/.test(text),

@@ -140,3 +140,26 @@ export function fusesSwiglu(caps: GpuCaps, m: number): boolean {
 
 /** The baseline GEMM of the benchmarks: one output per invocation, 8 x 8 invocations per workgroup. */
 export const NAIVE_GEMM: GemmVariant = { kind: 'naive', tileM: 1, tileN: 1, groupN: 8, groupM: 8 };
+
+/**
+ * How `attention` runs. `blocks`: a workgroup of 64 invocations per (query row, head, chunk of keys) scores
+ * 64 keys at a time, one per invocation, with the softmax in shared memory, and a decode step's keys can be
+ * split over several workgroups (GPUs want that). `lanes`: one subgroup of 8 lanes per (query row, kv head,
+ * up to 4 of its query heads), the lanes along the head dims, dot products and the softmax through subgroup
+ * operations, no shared memory and no barriers (which a software driver executes as coroutine switches),
+ * and each key and value loaded once for all the query heads that share it. On lavapipe `blocks` ran a
+ * 512-token prefill's attention at about 1 GFLOPS (0.86 s per layer of the 1B shape) and a decode step's
+ * in 0.5 ms per layer; see `docs/benchmarks/ops.md` for `lanes`. `lanes` needs subgroups of 8 or more
+ * and a head size that is a multiple of 32.
+ */
+export type AttentionKernel = 'blocks' | 'lanes';
+
+/** The attention kernel for an adapter and head size (see {@link AttentionKernel}). */
+export function attentionKernel(caps: GpuCaps, headDim: number): AttentionKernel {
+  return caps.software && lanesAttentionFits(caps, headDim) ? 'lanes' : 'blocks';
+}
+
+/** Whether the `lanes` attention kernel can run: subgroups of at least 8, a head size a multiple of 32. */
+export function lanesAttentionFits(caps: GpuCaps, headDim: number): boolean {
+  return caps.subgroups && caps.subgroupMinSize >= 8 && headDim % 32 === 0 && headDim <= 256;
+}

@@ -1,6 +1,7 @@
 import { cpuFloats, randn, type Shape, type Tensor, tensor, zeros } from '@proj/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebGpuDevice } from '../gpu/device.js';
+import { type AttentionKernel, lanesAttentionFits } from '../gpu/variants.js';
 import { expectClose, maxAbsDiff, testDevice } from '../testing.js';
 import { type AttentionOptions, attention, attentionReference, attentionShape } from './attention.js';
 
@@ -87,35 +88,51 @@ describe('attention on WebGPU matches the CPU reference', () => {
   });
   afterAll(() => gpu?.destroy());
 
+  /**
+   * The kernels `attention` can run for `headDim` with `options` here: `blocks` always, `lanes` where it
+   * fits (`keysPerWorkgroup` is a `blocks` option). Each test runs every one of them.
+   */
+  function kernels(headDim: number, options: AttentionOptions = { offset: 0 }): AttentionKernel[] {
+    const lanes = lanesAttentionFits(gpu!.caps, headDim) && options.keysPerWorkgroup === undefined;
+    return lanes ? ['blocks', 'lanes'] : ['blocks'];
+  }
+
   async function compare(
     [seq, heads, kvHeads, headDim, keys]: number[],
     options: AttentionOptions,
     atol: number,
     seed = 0,
-  ): Promise<Float32Array> {
+  ): Promise<void> {
     const q = randn([seq!, heads!, headDim!], { seed: seed + 1 });
     const k = randn([keys!, kvHeads!, headDim!], { seed: seed + 2 });
     const v = randn([keys!, kvHeads!, headDim!], { seed: seed + 3 });
     const [gq, gk, gv] = await Promise.all([q.to(gpu!), k.to(gpu!), v.to(gpu!)]);
-    const out = attention(gq, gk, gv, options);
-    const actual = await out.toArray();
-    for (const t of [gq, gk, gv, out]) t.dispose();
-    // f32 vs the f64 reference: each logit sums Dh products of N(0, 1) values and is scaled to ~N(0, 1), so
-    // its rounding error is ~1e-7 * sqrt(Dh) (< 2e-6 at Dh = 128); exp adds a few ulp; the output is a
-    // convex combination of v rows (|v| < 5), so |error| stays under ~1e-5. Measured: <= 6e-7.
-    expectClose(actual, reference(q, k, v, options), {
-      atol,
-      what: `attention ${[seq, heads, kvHeads, headDim, keys]}`,
-    });
-    return actual;
+    const expected = reference(q, k, v, options);
+    for (const kernel of kernels(headDim!, options)) {
+      const out = attention(gq, gk, gv, { ...options, kernel });
+      const actual = await out.toArray();
+      out.dispose();
+      // f32 vs the f64 reference: each logit sums Dh products of N(0, 1) values and is scaled to ~N(0, 1),
+      // so its rounding error is ~1e-7 * sqrt(Dh) (< 2e-6 at Dh = 128); exp adds a few ulp; the output is a
+      // convex combination of v rows (|v| < 5), so |error| stays under ~1e-5. Measured: <= 8e-7.
+      expectClose(actual, expected, {
+        atol,
+        what: `attention (${kernel}) ${[seq, heads, kvHeads, headDim, keys]}`,
+      });
+    }
+    for (const t of [gq, gk, gv]) t.dispose();
   }
 
   // Awkward sizes: 1 row (decode), 3, 17 rows; 1, 5, 37 and 300 filled keys (300 spans 5 blocks of 64) in
   // a cache with 3 spare rows; each Dh with each head grouping.
+  // (The lanes kernel takes 4, 2, 3 or 1 query heads of a kv head per workgroup, fewer for large heads:
+  // groups of 1, 2, 3, 4 and 8 cover each way it divides them.)
   const headConfigs = [
     [1, 1],
     [4, 2],
+    [6, 2],
     [8, 2],
+    [16, 2],
     [32, 8],
   ] as const;
   for (const headDim of [8, 16, 64, 128]) {
@@ -178,30 +195,32 @@ describe('attention on WebGPU matches the CPU reference', () => {
     skip,
   }) => {
     if (!gpu) return skip('no WebGPU adapter');
-    const [seq, heads, kvHeads, headDim, offset] = [17, 4, 2, 16, 70]; // rows sit at positions 70..86
+    const [seq, heads, kvHeads, headDim, offset] = [17, 4, 2, 32, 70]; // rows sit at positions 70..86
     const keys = offset + seq;
     const q = await randn([seq, heads, headDim], { seed: 1 }).to(gpu);
     const k = randn([keys, kvHeads, headDim], { seed: 2 });
     const v = randn([keys, kvHeads, headDim], { seed: 3 });
-    const run = async (kk: Tensor, vv: Tensor, causal: boolean) => {
-      const [gk, gv] = await Promise.all([kk.to(gpu!), vv.to(gpu!)]);
-      const out = attention(q, gk, gv, { offset, causal });
-      const data = await out.toArray();
-      for (const t of [gk, gv, out]) t.dispose();
-      return data;
-    };
-    const base = await run(k, v, true);
-    const baseOpen = await run(k, v, false);
-    const rowSize = heads * headDim;
-    for (let p = offset; p < keys - 1; p++) {
-      const k2 = changeRowsFrom(k, p + 1, 100 + p);
-      const v2 = changeRowsFrom(v, p + 1, 200 + p);
-      const changed = await run(k2, v2, true);
-      const seen = (p - offset + 1) * rowSize; // rows at positions <= p
-      expect(maxAbsDiff(changed.subarray(0, seen), base.subarray(0, seen)).diff).toBe(0);
-      expect(maxAbsDiff(changed.subarray(seen), base.subarray(seen)).diff).toBeGreaterThan(1e-3);
-      const open = await run(k2, v2, false);
-      expect(maxAbsDiff(open.subarray(0, seen), baseOpen.subarray(0, seen)).diff).toBeGreaterThan(1e-3);
+    for (const kernel of kernels(headDim)) {
+      const run = async (kk: Tensor, vv: Tensor, causal: boolean) => {
+        const [gk, gv] = await Promise.all([kk.to(gpu!), vv.to(gpu!)]);
+        const out = attention(q, gk, gv, { offset, causal, kernel });
+        const data = await out.toArray();
+        for (const t of [gk, gv, out]) t.dispose();
+        return data;
+      };
+      const base = await run(k, v, true);
+      const baseOpen = await run(k, v, false);
+      const rowSize = heads * headDim;
+      for (let p = offset; p < keys - 1; p++) {
+        const k2 = changeRowsFrom(k, p + 1, 100 + p);
+        const v2 = changeRowsFrom(v, p + 1, 200 + p);
+        const changed = await run(k2, v2, true);
+        const seen = (p - offset + 1) * rowSize; // rows at positions <= p
+        expect(maxAbsDiff(changed.subarray(0, seen), base.subarray(0, seen)).diff).toBe(0);
+        expect(maxAbsDiff(changed.subarray(seen), base.subarray(seen)).diff).toBeGreaterThan(1e-3);
+        const open = await run(k2, v2, false);
+        expect(maxAbsDiff(open.subarray(0, seen), baseOpen.subarray(0, seen)).diff).toBeGreaterThan(1e-3);
+      }
     }
     q.dispose();
   });
@@ -213,7 +232,7 @@ describe('attention on WebGPU matches the CPU reference', () => {
       [32, 8],
     ] as const) {
       const group = heads / kvHeads;
-      const [seq, headDim, keys] = [3, 16, 9];
+      const [seq, headDim, keys] = [3, 32, 9];
       const q = randn([seq, heads, headDim], { seed: 4 });
       const k = randn([keys, kvHeads, headDim], { seed: 5 });
       // kv head g holds values near 10 * g, so using the wrong head moves the output by >= 10 - noise
@@ -222,22 +241,29 @@ describe('attention on WebGPU matches the CPU reference', () => {
       const v = tensor(vData, [keys, kvHeads, headDim]);
       const options = { offset: keys - seq };
       const [gq, gk, gv] = await Promise.all([q.to(gpu), k.to(gpu), v.to(gpu)]);
-      const out = attention(gq, gk, gv, options);
-      const actual = await out.toArray();
-      expectClose(actual, reference(q, k, v, options), { atol: 1e-5, rtol: 1e-6, what: 'GQA vs reference' });
-      // The reference agrees with attention over kv heads repeated Meta's way (repeat_kv: h -> h / group) ...
-      const meta = (h: number) => Math.floor(h / group);
-      const [mk, mv] = [expandHeads(k, heads, meta), expandHeads(v, heads, meta)];
-      expectClose(actual, reference(q, mk, mv, options), {
-        atol: 1e-5,
-        rtol: 1e-6,
-        what: 'GQA vs repeat_kv',
-      });
-      // ... and not with the interleaved mapping h -> h % Hkv.
-      const wrong = (h: number) => h % kvHeads;
-      const other = reference(q, expandHeads(k, heads, wrong), expandHeads(v, heads, wrong), options);
-      expect(maxAbsDiff(actual, other).diff).toBeGreaterThan(5);
-      for (const t of [gq, gk, gv, out]) t.dispose();
+      for (const kernel of kernels(headDim)) {
+        const out = attention(gq, gk, gv, { ...options, kernel });
+        const actual = await out.toArray();
+        out.dispose();
+        expectClose(actual, reference(q, k, v, options), {
+          atol: 1e-5,
+          rtol: 1e-6,
+          what: 'GQA vs reference',
+        });
+        // The reference agrees with attention over kv heads repeated Meta's way (repeat_kv: h -> h / group) ...
+        const meta = (h: number) => Math.floor(h / group);
+        const [mk, mv] = [expandHeads(k, heads, meta), expandHeads(v, heads, meta)];
+        expectClose(actual, reference(q, mk, mv, options), {
+          atol: 1e-5,
+          rtol: 1e-6,
+          what: 'GQA vs repeat_kv',
+        });
+        // ... and not with the interleaved mapping h -> h % Hkv.
+        const wrong = (h: number) => h % kvHeads;
+        const other = reference(q, expandHeads(k, heads, wrong), expandHeads(v, heads, wrong), options);
+        expect(maxAbsDiff(actual, other).diff).toBeGreaterThan(5);
+      }
+      for (const t of [gq, gk, gv]) t.dispose();
     }
   });
 });

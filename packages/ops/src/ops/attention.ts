@@ -26,6 +26,7 @@ import {
 } from '@proj/core';
 import type { BufferBinding, WebGpuDevice } from '../gpu/device.js';
 import { GpuOpError } from '../gpu/errors.js';
+import { type AttentionKernel, attentionKernel, lanesAttentionFits } from '../gpu/variants.js';
 import {
   bind,
   bindSpan,
@@ -40,6 +41,7 @@ import {
   runs,
 } from '../op.js';
 import { enableF16, LINEAR_WORKGROUP, params } from '../wgsl.js';
+import { recordLanesAttention } from './attention-lanes.js';
 
 /**
  * The compile-time rule of {@link attention}: q, k, v have rank 3, q and k share `Dh`, v has k's shape.
@@ -74,6 +76,12 @@ export interface AttentionOptions<O extends OutDType = 'f32'> extends OutOptions
    * are split anyway, into chunks no larger than a binding holds (see the module).
    */
   keysPerWorkgroup?: number;
+  /**
+   * WebGPU tuning: the kernel (`AttentionKernel` in `gpu/variants.ts`). Default: `lanes` on software
+   * adapters where it fits (subgroups of 8 or more, Dh a multiple of 32), else `blocks`, which is also what
+   * `keysPerWorkgroup` and keys larger than one storage binding take.
+   */
+  kernel?: AttentionKernel;
 }
 
 /** The sizes of one attention call, as the reference and the kernel see them. */
@@ -91,7 +99,9 @@ export interface AttentionDims {
 }
 
 /** `options` with every default filled in (the WebGPU tuning aside). */
-export type ResolvedAttentionOptions = Required<Omit<AttentionOptions, 'keysPerWorkgroup' | 'out'>>;
+export type ResolvedAttentionOptions = Required<
+  Omit<AttentionOptions, 'keysPerWorkgroup' | 'kernel' | 'out'>
+>;
 
 /** Checks shapes and options (errors name the op and the sizes) and fills in the defaults. */
 export function attentionShape(
@@ -435,12 +445,36 @@ export function attention<Q extends Shape, K extends Shape, V extends Shape, O e
   );
   const out = empty(q.shape, outType, device);
   if (out.numel === 0) return out;
+  const caps = device.caps;
+  const kernel =
+    options.kernel ?? (options.keysPerWorkgroup === undefined ? attentionKernel(caps, headDim) : 'blocks');
+  if (kernel === 'lanes' && !lanesAttentionFits(caps, headDim)) {
+    throw new GpuOpError(
+      op,
+      `the lanes kernel needs subgroups of 8 or more and Dh a multiple of 32 up to 256, got Dh = ${headDim}`,
+    );
+  }
+  const row = heads * headDim;
+  if (kernel === 'lanes') {
+    const { windows } = keyWindows(op, k, v, o.length, o.length);
+    if (windows.length === 1) {
+      // Every key below length in one binding (the common case): no chunks, no merge.
+      const [w] = windows as [KeyWindow];
+      for (const run of runs(op, [q, out], [row, row], seq)) {
+        const [qBinding, outBinding] = run.bindings as [BufferBinding, BufferBinding];
+        const [q0, o0] = run.bases.map(vec4s) as [number, number];
+        const types = { q: qType, out: outType };
+        const bindings = { q: qBinding, q0, k: w.k, v: w.v, out: outBinding, o0 };
+        recordLanesAttention(device, dims, o, types, { ...bindings, first: run.first, count: run.count });
+      }
+      return out;
+    }
+  }
   const cols = headDim / 4;
   const requested = keysPerWorkgroup(device.caps.software, seq * heads, o.length, options.keysPerWorkgroup);
   const { split, windows } = keyWindows(op, k, v, o.length, requested);
   const parts = Math.max(1, Math.ceil(o.length / split));
   // Query rows in runs whose q, out and partial sums each fit a binding (one run when they all do).
-  const row = heads * headDim;
   const partialRow = heads * parts * (cols + 1) * 4; // f32 per query row: [Hq, parts, C + 1] vec4s
   const partial = parts > 1 ? empty([seq * partialRow], 'f32', device) : undefined;
   const tensors = partial ? [q, partial, out] : [q, out];
