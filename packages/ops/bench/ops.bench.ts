@@ -5,7 +5,10 @@
  *    weights read and as a ratio to the probe;
  * 3. `ops.gemm.<M>x<N>x<K>.gflops`: prefill GEMMs (bf16 weights) against a naive one-output-per-invocation
  *    kernel measured in the same run;
- * 4. `ops.dispatch.overhead_us`: the cost of one (empty) dispatch when many are batched in one submit.
+ * 4. `ops.attention.<case>.gflops`: causal GQA attention of the Llama 3.2 1B shape (32 query heads, 8 kv
+ *    heads, Dh 64) for a 512-token prefill and a decode step over 1024 cached positions, with the
+ *    adapter's default kernel, against the other kernel where the adapter runs both;
+ * 5. `ops.dispatch.overhead_us`: the cost of one (empty) dispatch when many are batched in one submit.
  *
  * Times are wall clock around `device.sync()`, the median of several repetitions after a warm-up; the kernel
  * figures start the clock once the work is recorded (the GPU's time, not the encoding's). Run it
@@ -15,8 +18,16 @@
 import { type DType, Tensor } from '@proj/core';
 import type { BenchResult, BenchSuite } from '../../../bench/types.js';
 import { createWebGpuDevice, type WebGpuDevice } from '../src/gpu/device.js';
-import { gemmVariant, gemvMaxRows, gemvVariant, NAIVE_GEMM } from '../src/gpu/variants.js';
+import {
+  type AttentionKernel,
+  attentionKernel,
+  gemmVariant,
+  gemvMaxRows,
+  gemvVariant,
+  NAIVE_GEMM,
+} from '../src/gpu/variants.js';
 import { grid } from '../src/op.js';
+import { attention } from '../src/ops/attention.js';
 import { linearWith } from '../src/ops/linear.js';
 import { packingOf, prepareLinearWeight } from '../src/ops/pack.js';
 import { medianMs, probeReadBandwidth } from './probe.js';
@@ -51,8 +62,8 @@ const FILL = {
  * A tensor of pseudo-random values in [-1, 1) filled on the device (a 525 MB lm_head would take seconds to
  * make and upload from the host). Any values will do for timing; these avoid denormals and NaNs.
  */
-function randomTensor(device: WebGpuDevice, shape: [number, number], dtype: DType): Tensor {
-  const bytes = shape[0] * shape[1] * (dtype === 'f32' ? 4 : 2);
+function randomTensor(device: WebGpuDevice, shape: number[], dtype: DType): Tensor {
+  const bytes = shape.reduce((n, d) => n * d, 1) * (dtype === 'f32' ? 4 : 2);
   const storage = device.alloc(bytes);
   const words = Math.ceil(bytes / 4);
   const chunk = Math.floor(device.caps.maxStorageBindingSize / 256) * 64; // words per binding
@@ -158,6 +169,52 @@ async function gemmResults(device: WebGpuDevice, quick: boolean): Promise<BenchR
   return results;
 }
 
+/** Attention cases `[name, query rows, keys]` of the 1B shape: a 512-token prefill, a late decode step. */
+const ATTENTION_CASES: [string, number, number][] = [
+  ['prefill512', 512, 512],
+  ['decode1024', 1, 1024],
+];
+
+async function attentionResults(device: WebGpuDevice, quick: boolean): Promise<BenchResult[]> {
+  const [heads, kvHeads, headDim] = [32, 8, 64];
+  const chosen = attentionKernel(device.caps, headDim);
+  const other: AttentionKernel | undefined = chosen === 'lanes' ? 'blocks' : undefined;
+  const results: BenchResult[] = [];
+  for (const [name, seq, keys] of ATTENTION_CASES) {
+    if (quick && seq > 128) continue;
+    const q = randomTensor(device, [seq, heads, headDim], 'f32');
+    const k = randomTensor(device, [keys, kvHeads, headDim], 'f32');
+    const v = randomTensor(device, [keys, kvHeads, headDim], 'f32');
+    // Causal: query row i sees keys 0..offset + i; two multiply-adds per (visible key, head, dim).
+    const offset = keys - seq;
+    const visible = seq * offset + (seq * (seq + 1)) / 2;
+    const flops = 4 * visible * heads * headDim;
+    // Decode steps are short: 16 per repetition, as the layers of a decode step come in one submit.
+    const ops = seq === 1 ? 16 : 1;
+    const time = (kernel: AttentionKernel) =>
+      perOpMs(
+        device,
+        ops,
+        () => {
+          for (let i = 0; i < ops; i++) attention(q, k, v, { offset, kernel }).dispose();
+        },
+        quick ? 2 : 3,
+      );
+    const ms = await time(chosen);
+    const baselineMs = other ? await time(other) : undefined;
+    const gflops = flops / ms / 1e6;
+    results.push({
+      name: `ops.attention.${name}.gflops`,
+      value: gflops,
+      unit: 'GFLOPS',
+      ...(baselineMs && { baseline: flops / baselineMs / 1e6, ratio: baselineMs / ms }),
+      info: `q [${seq}, ${heads}, ${headDim}] over ${keys} keys of ${kvHeads} kv heads, causal: ${ms.toFixed(2)} ms with the '${chosen}' kernel${baselineMs ? `; baseline: '${other}', ${baselineMs.toFixed(2)} ms` : ''}`,
+    });
+    for (const t of [q, k, v]) t.dispose();
+  }
+  return results;
+}
+
 async function dispatchOverhead(device: WebGpuDevice, quick: boolean): Promise<BenchResult> {
   const count = quick ? 500 : 2000;
   const out = device.alloc(256);
@@ -198,6 +255,7 @@ export const suite: BenchSuite = async ({ quick }) => {
     ];
     results.push(...(await gemvResults(device, quick, probe.gbPerSecond)));
     results.push(...(await gemmResults(device, quick)));
+    results.push(...(await attentionResults(device, quick)));
     results.push(await dispatchOverhead(device, quick));
     return results;
   } finally {
