@@ -2,8 +2,9 @@ import { cpuFloats, randn, type Tensor } from '@proj/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebGpuDevice } from '../gpu/device.js';
 import { GpuOpError } from '../gpu/errors.js';
+import { lanesAttentionFits } from '../gpu/variants.js';
 import { expectClose, testDevice } from '../testing.js';
-import { attentionReference, attentionShape } from './attention.js';
+import { attention, attentionReference, attentionShape } from './attention.js';
 import { KvCache } from './kv-cache.js';
 import { rope, ropeTables } from './rope.js';
 import { ropeQkv } from './rope-qkv.js';
@@ -164,6 +165,29 @@ describe('attention over a KV cache larger than one binding', () => {
       expectClose(whole.values, whole.reference, { atol: 1e-5, what: `whole ${length}/${seq}` });
       expectClose(split.values, split.reference, { atol: 1e-5, what: `split ${length}/${seq}` });
     }
+  });
+
+  it('the lanes kernel runs query rows in runs when q and out do not fit a binding: bit for bit', async ({
+    skip,
+  }) => {
+    if (!gpu || !small) return skip('no WebGPU adapter');
+    if (!lanesAttentionFits(small.caps, 32)) return skip('this adapter cannot run the lanes kernel');
+    // Dh 32, one kv head: 30 key rows of 128 bytes fit one binding; q and out rows are 384 bytes, so 17
+    // rows go in runs of 11, the second starting 128 bytes past an aligned offset (the kernel must add
+    // where its rows begin). Each row's arithmetic is the same in any run.
+    const q = randn([17, 3, 32], { seed: 11 });
+    const k = randn([30, 1, 32], { seed: 12 });
+    const v = randn([30, 1, 32], { seed: 13 });
+    const run = async (device: WebGpuDevice) => {
+      const [gq, gk, gv] = await Promise.all([q.to(device), k.to(device), v.to(device)]);
+      const before = device.stats.dispatches;
+      const out = attention(gq, gk, gv, { offset: 13, kernel: 'lanes' });
+      return { bytes: await out.bytes(), dispatches: device.stats.dispatches - before };
+    };
+    const whole = await run(gpu);
+    const split = await run(small);
+    expect([whole.dispatches, split.dispatches]).toEqual([1, 2]);
+    expect(Buffer.from(split.bytes).equals(Buffer.from(whole.bytes))).toBe(true);
   });
 
   it('throws naming the op when one block of 64 key rows does not fit a binding', async ({ skip }) => {
