@@ -121,6 +121,7 @@ export class WebGpuDevice implements Device {
   readonly #staging = new Map<number, GPUBuffer[]>();
   readonly #writeStaging: GPUBuffer[] = [];
   readonly #remaps = new Map<GPUBuffer, Promise<void>>(); // per write staging buffer in flight: mapped again
+  readonly #inflight = new Set<Promise<unknown>>(); // every promise Dawn has yet to settle (see destroy)
   readonly #bindGroups = new Map<string, GPUBindGroup>();
   readonly #bufferIds = new WeakMap<GPUBuffer, number>();
   #nextBufferId = 1;
@@ -172,12 +173,20 @@ export class WebGpuDevice implements Device {
       size,
       usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST,
     });
-    this.#watch(op, this.gpu.popErrorScope());
+    this.#watch(op, this.#track(this.gpu.popErrorScope()));
     return buffer;
   }
 
   #watch(op: string, scope: Promise<GPUError | null>): void {
     this.#pendingErrors.push(scope.then((e) => (e ? new GpuOpError(op, e.message) : undefined)));
+  }
+
+  /** Notes a promise that Dawn settles, until it has: `destroy()` waits for these (it says why). */
+  #track<T>(promise: Promise<T>): Promise<T> {
+    this.#inflight.add(promise);
+    const settled = () => this.#inflight.delete(promise);
+    promise.then(settled, settled);
+    return promise;
   }
 
   #checkAlive(op: string): void {
@@ -310,7 +319,7 @@ export class WebGpuDevice implements Device {
     // Mapped again once the copy has run; on destroy or loss this fails, and writable() throws.
     this.#remaps.set(
       staging,
-      staging.mapAsync(MAP_WRITE).catch(() => {}),
+      this.#track(staging.mapAsync(MAP_WRITE)).catch(() => {}),
     );
   }
 
@@ -351,7 +360,7 @@ export class WebGpuDevice implements Device {
       if (size > 0) encoder.copyBufferToBuffer(src.buffer, 0, staging, 0, size);
       this.flush();
       await this.#throwPendingErrors();
-      await this.#settle(staging.mapAsync(MAP_READ, 0, staging.size));
+      await this.#settle(this.#track(staging.mapAsync(MAP_READ, 0, staging.size)));
       return new Uint8Array(staging.getMappedRange(0, staging.size)).slice(0, src.byteLength);
     } catch (error) {
       if (this.#lost !== undefined && !(error instanceof DeviceLostError))
@@ -391,7 +400,7 @@ export class WebGpuDevice implements Device {
   async sync(): Promise<void> {
     this.flush();
     await this.#throwPendingErrors();
-    await this.#settle(this.gpu.queue.onSubmittedWorkDone());
+    await this.#settle(this.#track(this.gpu.queue.onSubmittedWorkDone()));
     if (this.#lost !== undefined) throw new DeviceLostError('sync', this.#lost);
   }
 
@@ -432,7 +441,7 @@ export class WebGpuDevice implements Device {
         layout: 'auto',
         compute: { module, entryPoint: 'main' },
       });
-      this.#watch(d.op, this.gpu.popErrorScope());
+      this.#watch(d.op, this.#track(this.gpu.popErrorScope()));
       this.#pipelines.set(d.key, pipeline);
       this.stats.pipelines++;
     }
@@ -541,7 +550,7 @@ export class WebGpuDevice implements Device {
     }
     this.gpu.queue.submit([this.#encoder.finish()]);
     const ops = [...this.#batchOps];
-    const scope = this.gpu.popErrorScope();
+    const scope = this.#track(this.gpu.popErrorScope());
     this.#pendingErrors.push(
       scope.then((e) => {
         if (!e) return undefined;
@@ -582,10 +591,10 @@ export class WebGpuDevice implements Device {
     // Dawn's Node binding polls for its promises with a reference to its instance that does not keep the
     // instance alive. Dropping the instance (what lets Node exit) while one of them is pending let a poll
     // run on a freed instance: an abort or a segfault at exit, in about 3% of short programs on lavapipe.
-    // So the instance is dropped once every promise this device made (error scopes, staging maps, its
-    // loss) has settled and the poll that settled the last one has returned, or after a second at most.
-    const pending = [...this.#pendingErrors, ...this.#remaps.values(), this.gpu.lost];
-    this.#pendingErrors = [];
+    // So the instance is dropped once every promise this device made (error scopes, buffer maps, waits for
+    // the queue, its loss) has settled and the poll that settled the last one has returned, or after a
+    // second at most.
+    const pending = [...this.#inflight, this.gpu.lost];
     this.gpu.destroy();
     const fallback = setTimeout(release, 1000);
     void Promise.allSettled(pending).then(() =>
