@@ -1,7 +1,7 @@
 import { cpuData, fromArray, randint, randn, type Tensor, tensor } from '@proj/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestDevices } from '../../../../test-support/webgpu.js';
 import type { WebGpuDevice } from '../gpu/device.js';
-import { testDevice } from '../testing.js';
 import { embedding, embeddingRanges, embeddingReference } from './embedding.js';
 
 const FLOATS = ['f32', 'bf16', 'f16'] as const;
@@ -43,14 +43,7 @@ describe('embedding on the CPU', () => {
 describe('embedding on WebGPU matches the CPU reference', () => {
   let gpu: WebGpuDevice | undefined;
   let small: WebGpuDevice | undefined; // binds at most 4 KiB: forces the split path on small tables
-  beforeAll(async () => {
-    gpu = await testDevice();
-    small = gpu && (await testDevice({ maxStorageBindingSize: 4096 }));
-  });
-  afterAll(() => {
-    gpu?.destroy();
-    small?.destroy();
-  });
+  useTestDevices([{}, { maxStorageBindingSize: 4096 }], (d) => ([gpu, small] = d));
 
   // Exact (atol 0): the kernel copies (and for f16/bf16 decodes, which is exact) the stored values.
   async function check(

@@ -1,8 +1,9 @@
 import { cpuFloats, fromArray, Rng, randn, type Tensor, tensor } from '@proj/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestDevices } from '../../../../test-support/webgpu.js';
 import type { WebGpuDevice } from '../gpu/device.js';
 import { type GemmVariant, type GemvVariant, NAIVE_GEMM } from '../gpu/variants.js';
-import { expectClose, testDevice } from '../testing.js';
+import { expectClose } from '../testing.js';
 import {
   type LinearVariants,
   linear,
@@ -88,15 +89,9 @@ const GEMMS: GemmVariant[] = [
 describe('linear on WebGPU matches the f64 reference', () => {
   let gpu: WebGpuDevice | undefined;
   let small: WebGpuDevice | undefined;
-  beforeAll(async () => {
-    gpu = await testDevice();
-    // 1 KiB bindings: W, x and out are split into many ranges, most starting at unaligned rows.
-    small = await testDevice({ maxStorageBindingSize: 1024 });
-  });
-  afterAll(() => {
-    gpu?.destroy();
-    small?.destroy();
-  });
+  // 1 KiB bindings on the small device: W, x and out are split into many ranges, most starting at
+  // unaligned rows.
+  useTestDevices([{}, { maxStorageBindingSize: 1024 }], (d) => ([gpu, small] = d));
 
   // [M, N, K]: 1, odd, primes, K both a multiple of 8 (vector loads) and not (element loads), M across
   // the GEMV/GEMM switch at 8, sizes that are not multiples of any tile (4, 16, 32, 64).

@@ -1,5 +1,6 @@
 import { cpuData, cpuFloats, randn, tensor } from '@proj/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestDevices } from '../../../../test-support/webgpu.js';
 import type { GpuCaps } from '../gpu/caps.js';
 import type { WebGpuDevice } from '../gpu/device.js';
 import {
@@ -12,7 +13,6 @@ import {
   unpackRowsReference,
 } from '../gpu/packing.js';
 import { weightPacking } from '../gpu/variants.js';
-import { testDevice } from '../testing.js';
 import { add } from './binary.js';
 import { embedding } from './embedding.js';
 import { cast, narrow, transpose } from './layout.js';
@@ -97,14 +97,8 @@ describe('the packed layout (CPU)', () => {
 describe('packed weights on WebGPU', () => {
   let gpu: WebGpuDevice | undefined;
   let small: WebGpuDevice | undefined;
-  beforeAll(async () => {
-    gpu = await testDevice();
-    small = await testDevice({ maxStorageBindingSize: 2048 }); // 1 to 4 row groups per binding
-  });
-  afterAll(() => {
-    gpu?.destroy();
-    small?.destroy();
-  });
+  // The small device binds 1 to 4 row groups at a time.
+  useTestDevices([{}, { maxStorageBindingSize: 2048 }], (d) => ([gpu, small] = d));
 
   it('packs and unpacks on the device, whole and in ranges; toArray reads row-major', async ({ skip }) => {
     if (!gpu || !small) return skip('no WebGPU adapter');

@@ -1,9 +1,10 @@
 import { cpuFloats, randn, type Tensor } from '@proj/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestDevices } from '../../../../test-support/webgpu.js';
 import type { WebGpuDevice } from '../gpu/device.js';
 import { GpuOpError } from '../gpu/errors.js';
 import { lanesAttentionFits } from '../gpu/variants.js';
-import { expectClose, testDevice } from '../testing.js';
+import { expectClose } from '../testing.js';
 import { attention, attentionReference, attentionShape } from './attention.js';
 import { KvCache } from './kv-cache.js';
 import { rope, ropeTables } from './rope.js';
@@ -25,14 +26,7 @@ async function leadingRows(t: Tensor, rows: number): Promise<Uint8Array> {
 describe('rope, ropeQkv and KvCache.append on tensors larger than one binding', () => {
   let gpu: WebGpuDevice | undefined;
   let small: WebGpuDevice | undefined;
-  beforeAll(async () => {
-    gpu = await testDevice();
-    small = await testDevice({ maxStorageBindingSize: 1024 });
-  });
-  afterAll(() => {
-    gpu?.destroy();
-    small?.destroy();
-  });
+  useTestDevices([{}, { maxStorageBindingSize: 1024 }], (d) => ([gpu, small] = d));
 
   /** Runs `op` on each device; each byte array it returns must be equal, and the split run several dispatches. */
   async function same(name: string, op: (device: WebGpuDevice) => Promise<Uint8Array[]>) {
@@ -93,14 +87,7 @@ describe('attention over a KV cache larger than one binding', () => {
   // kv rows of 2 heads x 8 = 64 bytes: one 64-key block (4096 bytes) fits a binding after the 256-byte
   // alignment slack (and 128 bytes more), so each window holds one block and 300 keys take 5 windows.
   const [heads, kvHeads, headDim, maxSeq] = [4, 2, 8, 320];
-  beforeAll(async () => {
-    gpu = await testDevice();
-    small = await testDevice({ maxStorageBindingSize: 4096 + 256 + 128 });
-  });
-  afterAll(() => {
-    gpu?.destroy();
-    small?.destroy();
-  });
+  useTestDevices([{}, { maxStorageBindingSize: 4096 + 256 + 128 }], (d) => ([gpu, small] = d));
 
   /**
    * Fills a cache on `device` with `length` rows and attends with `seq` query rows (the last `seq`

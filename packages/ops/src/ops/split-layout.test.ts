@@ -1,7 +1,7 @@
 import { randn, type Tensor } from '@proj/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestDevices } from '../../../../test-support/webgpu.js';
 import type { WebGpuDevice } from '../gpu/device.js';
-import { testDevice } from '../testing.js';
 import { cast, concat, copyInto, narrow, permute, transpose } from './layout.js';
 
 // The layout ops on tensors over a 1 KiB binding limit: the destination is written in ranges of words
@@ -13,14 +13,7 @@ import { cast, concat, copyInto, narrow, permute, transpose } from './layout.js'
 describe('layout ops on tensors larger than one binding', () => {
   let gpu: WebGpuDevice | undefined;
   let small: WebGpuDevice | undefined;
-  beforeAll(async () => {
-    gpu = await testDevice();
-    small = await testDevice({ maxStorageBindingSize: 1024 });
-  });
-  afterAll(() => {
-    gpu?.destroy();
-    small?.destroy();
-  });
+  useTestDevices([{}, { maxStorageBindingSize: 1024 }], (d) => ([gpu, small] = d));
 
   /**
    * Runs `op` with its inputs on each device; the stored bytes must be equal, and the split run must take

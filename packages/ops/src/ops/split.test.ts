@@ -1,8 +1,8 @@
 import { randn, type Tensor } from '@proj/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestDevices } from '../../../../test-support/webgpu.js';
 import type { WebGpuDevice } from '../gpu/device.js';
 import { GpuOpError } from '../gpu/errors.js';
-import { testDevice } from '../testing.js';
 import { gelu, scale, silu, swiglu } from './activations.js';
 import { add, mul } from './binary.js';
 import { layernorm } from './layernorm.js';
@@ -19,14 +19,7 @@ import { swigluPacked } from './swiglu-packed.js';
 describe('elementwise and row ops on tensors larger than one binding', () => {
   let gpu: WebGpuDevice | undefined;
   let small: WebGpuDevice | undefined;
-  beforeAll(async () => {
-    gpu = await testDevice();
-    small = await testDevice({ maxStorageBindingSize: 1024 });
-  });
-  afterAll(() => {
-    gpu?.destroy();
-    small?.destroy();
-  });
+  useTestDevices([{}, { maxStorageBindingSize: 1024 }], (d) => ([gpu, small] = d));
 
   /** Runs `op` with its inputs moved to each device; the split run must be several dispatches. */
   async function same(name: string, op: (to: (t: Tensor) => Promise<Tensor>) => Promise<Tensor>) {
