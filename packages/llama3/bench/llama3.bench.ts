@@ -9,8 +9,8 @@ import { existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpu, type Device, empty, type Tensor } from '@proj/core';
-import { generate, LLAMA32_1B, type Llama, loadLlama } from '@proj/llama3';
+import { cpu, type Device, empty, Rng, type Tensor } from '@proj/core';
+import { generate, LLAMA32_1B, type Llama, loadLlama, Sampler } from '@proj/llama3';
 import { createWebGpuDevice, type WebGpuDevice, writable, writeRows } from '@proj/ops';
 import type { BenchResult, BenchSuite } from '../../../bench/types.js';
 import { probeReadBandwidth } from '../../ops/bench/probe.js';
@@ -193,6 +193,40 @@ async function benchModel(c: ModelCase, probeGbS: number | undefined): Promise<B
   return out;
 }
 
+/**
+ * The sampler on Llama 3's vocabulary with its default options (temperature 0.6, top-p 0.9), against
+ * sorting all the probabilities once, which the plain definition of top-p needs. The logits are normal
+ * with a standard deviation of 3 plus a few dominant ones, the rough shape of a trained model's.
+ */
+function benchSampler(): BenchResult[] {
+  const rng = new Rng(1);
+  const vocab = LLAMA32_1B.vocabSize;
+  const logits = Float32Array.from({ length: vocab }, () => 3 * rng.normal());
+  for (let i = 0; i < 20; i++) logits[(i * 7919) % vocab] = 15 - 0.3 * i;
+  const medianMs = (run: () => void) => {
+    const times = Array.from({ length: 21 }, () => {
+      const t0 = performance.now();
+      run();
+      return performance.now() - t0;
+    }).sort((a, b) => a - b);
+    return times[10]!;
+  };
+  const sampler = new Sampler();
+  const ours = medianMs(() => sampler.sample(logits));
+  const probs = Float64Array.from(logits, (x) => Math.exp((x - 15) / 0.6));
+  const sortAll = medianMs(() => Float64Array.from(probs).sort());
+  return [
+    {
+      name: `sampler.vocab${vocab}.ms`,
+      value: ours,
+      unit: 'ms',
+      baseline: sortAll,
+      ratio: sortAll / ours,
+      info: 'one draw with the default options; baseline: sorting every probability once',
+    },
+  ];
+}
+
 /** The suite `pnpm bench` runs. */
 export const suite: BenchSuite = async ({ quick }) => {
   const results: BenchResult[] = [];
@@ -203,6 +237,7 @@ export const suite: BenchSuite = async ({ quick }) => {
     log(`no WebGPU adapter (${(error as Error).message.split('.')[0]}): CPU only`);
   }
   try {
+    results.push(...benchSampler());
     let probe: number | undefined;
     if (gpu) {
       probe = (await probeReadBandwidth(gpu, quick ? 64 << 20 : 512 << 20, quick ? 3 : 5)).gbPerSecond;

@@ -64,24 +64,31 @@ export class Sampler {
     const probs = scores; // overwritten in place
     for (let i = 0; i < probs.length; i++) probs[i] = Math.exp((probs[i]! - max) / o.temperature);
     // Each filter raises a probability threshold; sampling then draws among the tokens at or above it, in
-    // any order (a draw does not need them sorted). Only one native sort of the values is needed.
+    // any order (a draw does not need them sorted). The filters need only the largest few probabilities in
+    // order, so only those are sorted (`largestFirst`), not the whole vocabulary.
     let threshold = o.minP;
-    if (o.topK > 0 || o.topP < 1) {
-      const sorted = Float64Array.from(probs).sort(); // ascending
-      if (o.topK > 0 && o.topK < sorted.length)
-        threshold = Math.max(threshold, sorted[sorted.length - o.topK]!);
-      if (o.topP < 1) {
-        let total = 0;
-        for (let j = sorted.length - 1; j >= 0 && sorted[j]! >= threshold; j--) total += sorted[j]!;
+    if (o.topK > 0 && o.topK < probs.length) {
+      threshold = Math.max(threshold, largestFirst(probs, (count) => count >= o.topK)[o.topK - 1]!);
+    }
+    if (o.topP < 1) {
+      let total = 0;
+      for (let i = 0; i < probs.length; i++) if (probs[i]! >= threshold) total += probs[i]!;
+      const goal = o.topP * total;
+      // The smallest run of most likely tokens holding the goal's mass: its last one sets the threshold
+      // (ties at it are all kept). The run is searched in a prefix with the mass (summed in another order,
+      // so with a margin for rounding), or, should rounding still fall short, in the whole sorted vocabulary.
+      const nucleus = (sorted: Float64Array) => {
         let mass = 0;
-        for (let j = sorted.length - 1; j >= 0; j--) {
-          mass += sorted[j]!;
-          if (mass >= o.topP * total) {
-            threshold = Math.max(threshold, sorted[j]!); // ties at the threshold are all kept
-            break;
-          }
+        for (const p of sorted) {
+          mass += p;
+          if (mass >= goal) return p;
         }
-      }
+        return undefined;
+      };
+      const cut =
+        nucleus(largestFirst(probs, (_, mass) => mass >= goal * (1 + 1e-9))) ??
+        nucleus(largestFirst(probs, () => false))!;
+      threshold = Math.max(threshold, cut);
     }
     let kept = 0;
     for (let i = 0; i < probs.length; i++) if (probs[i]! >= threshold) kept += probs[i]!;
@@ -93,4 +100,40 @@ export class Sampler {
     }
     return best; // only reached through rounding when u lands at the very end
   }
+}
+
+/**
+ * The largest values of `probs` (each in (0, 1]; 0 for an underflow), largest first: at least the fewest
+ * that satisfy `enough(count, mass)` (mass: their sum), and every value tied with the last one; all of
+ * `probs` when none do. One pass files each value by its power of two (its float exponent), which finds
+ * how many powers down the prefix reaches; only the values that far down are then sorted: for a trained
+ * model's logits at usual temperatures, a few dozen of a vocabulary of 128256 (a draw took 14 ms with a
+ * full sort, 2.4 ms with this; `sampler.*.ms` in the benchmarks).
+ */
+function largestFirst(probs: Float64Array, enough: (count: number, mass: number) => boolean): Float64Array {
+  const BINS = 64; // 2^-63 and below (zeros too) share the last bin
+  const counts = new Float64Array(BINS);
+  const masses = new Float64Array(BINS);
+  const bins = new Uint8Array(probs.length);
+  const high = new Uint32Array(probs.buffer, probs.byteOffset, probs.length * 2);
+  for (let i = 0; i < probs.length; i++) {
+    // The float exponent, from the high word of the (little-endian) double: p in [2^-b, 2^(1-b)) goes to
+    // bin b (p = 1 to bin 0).
+    const bin = Math.min(BINS - 1, 1023 - ((high[2 * i + 1]! >>> 20) & 0x7ff));
+    bins[i] = bin;
+    counts[bin]! += 1;
+    masses[bin]! += probs[i]!;
+  }
+  let last = BINS - 1;
+  for (let b = 0, count = 0, mass = 0; b < BINS; b++) {
+    count += counts[b]!;
+    mass += masses[b]!;
+    if (enough(count, mass)) {
+      last = b;
+      break;
+    }
+  }
+  const picked: number[] = [];
+  for (let i = 0; i < probs.length; i++) if (bins[i]! <= last) picked.push(probs[i]!);
+  return Float64Array.from(picked).sort().reverse();
 }
