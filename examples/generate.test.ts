@@ -37,6 +37,27 @@ describeWithShared('pnpm generate on stories260K (a trained model)', () => {
     expect(r.stderr).toMatch(/64 tokens in .* s/);
   });
 
+  it('--profile prints the GPU time per op and changes no id', async ({ skip }) => {
+    const r = await runToEnd('generate.ts', [
+      '--model',
+      STORIES,
+      ...greedyArgs,
+      '--device',
+      'webgpu',
+      '--profile',
+    ]);
+    if (r.stderr.includes('no adapter available') && !process.env.REQUIRE_WEBGPU)
+      return skip('no WebGPU adapter');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`${await expectedGreedyIds()}\n`);
+    expect(r.stderr).toContain('GPU time per op over 64 tokens');
+    // Every op of a step, each called once per token or once per layer and token (stories260K: 5 layers).
+    const calls = Object.fromEntries(
+      [...r.stderr.matchAll(/^ {2}(\w+) +(\d+) +[\d.]+ +[\d.]+%$/gm)].map((m) => [m[1], Number(m[2])]),
+    );
+    expect(calls).toMatchObject({ linear: expect.any(Number), attention: 5 * 64, argmax: 64 });
+  });
+
   it('gives the same ids on the CPU device, with `--` passed through by pnpm', async () => {
     const r = await runToEnd('generate.ts', ['--', '--model', STORIES, ...greedyArgs, '--device', 'cpu']);
     expect(r.code, r.stderr).toBe(0);

@@ -3,6 +3,7 @@
  * to stdout as it is generated; load and speed reports go to stderr.
  */
 import { type GenerateOptions, generate } from '@proj/llama3';
+import { type Profile, WebGpuDevice } from '@proj/ops';
 import type { Tokenizer } from '@proj/tokenizer';
 import { idsArg, numberArg, parseCommandLine, UsageError } from './cli/args.js';
 import { DEVICE_HELP, type OpenDevice, openDevice } from './cli/device.js';
@@ -27,6 +28,9 @@ ${MODEL_HELP}
 --repetition-penalty R   make tokens already seen less likely (default 1: off)
 --seed N          seed of the sampler: the same seed gives the same text (default 0)
 --stop TEXT       stop when the text contains TEXT (repeatable)
+--profile         time every kernel on the GPU and print the time per op to stderr at the end (WebGPU,
+                  on an adapter with timestamp queries; each kernel then runs in its own pass, so the
+                  speed report is slower than without)
 ${DEVICE_HELP}
 -h, --help        this text
 
@@ -44,6 +48,7 @@ async function main(): Promise<number | undefined> {
     'max-new-tokens': { type: 'string', default: '256' },
     ...SAMPLING_ARGS,
     stop: { type: 'string', multiple: true },
+    profile: { type: 'boolean' },
     device: { type: 'string', default: 'auto' },
     context: { type: 'string' },
   });
@@ -75,6 +80,10 @@ async function main(): Promise<number | undefined> {
   const dir = await findModel(args.model);
   device = await openDevice(args.device);
   try {
+    const gpu = device.device instanceof WebGpuDevice ? device.device : undefined;
+    if (args.profile && !gpu?.caps.timestamps) {
+      throw new UsageError(`--profile needs a WebGPU adapter with timestamp queries; this is ${device.name}`);
+    }
     const model = await loadModel(dir, device, { contextLength });
     try {
       // A model with another vocabulary can still run on raw ids, as long as nothing needs text.
@@ -93,6 +102,7 @@ async function main(): Promise<number | undefined> {
       const start = performance.now();
       let firstAt = start;
       generating = true;
+      if (args.profile) gpu!.startProfile();
       try {
         for await (const t of generate(model, prompt, { ...options, tokenizer, signal: stop.signal })) {
           if (t.id >= 0 && ids.push(t.id) === 1) firstAt = performance.now();
@@ -107,6 +117,7 @@ async function main(): Promise<number | undefined> {
       }
       process.stdout.write(printIds ? `${ids.join(',')}\n` : '\n');
       console.error(speedReport(ids.length, start, firstAt, performance.now()));
+      if (args.profile) console.error(profileReport(await gpu!.stopProfile(), ids.length));
       return stop.signal.aborted ? EXIT.interrupted : EXIT.ok;
     } finally {
       model.dispose();
@@ -122,6 +133,21 @@ function speedReport(tokens: number, start: number, firstAt: number, end: number
   const rate =
     tokens > 1 ? ` (${((tokens - 1) / ((end - firstAt) / 1000)).toFixed(1)} tokens/s after the first)` : '';
   return `${tokens} tokens in ${seconds.toFixed(2)} s${rate}; the prompt and the first token took ${((firstAt - start) / 1000).toFixed(2)} s`;
+}
+
+/** The GPU time per op, most first, as a table; per token where tokens were generated. */
+function profileReport(profile: Profile, tokens: number): string {
+  const per = Math.max(tokens, 1);
+  const rows = profile.kernels.map(
+    (k) =>
+      `  ${k.op.padEnd(16)} ${String(k.calls).padStart(7)} ${(k.ms / per).toFixed(3).padStart(10)} ${((100 * k.ms) / profile.totalMs).toFixed(1).padStart(6)}%`,
+  );
+  return [
+    `GPU time per op over ${tokens} tokens (the prompt's forward included):`,
+    `  ${'op'.padEnd(16)} ${'calls'.padStart(7)} ${'ms/token'.padStart(10)} ${'share'.padStart(7)}`,
+    ...rows,
+    `  ${'all'.padEnd(16)} ${''.padStart(7)} ${(profile.totalMs / per).toFixed(3).padStart(10)}`,
+  ].join('\n');
 }
 
 run(main, 'Run pnpm generate --help for the options.');

@@ -174,6 +174,7 @@ async function benchModel(c: ModelCase, probeGbS: number | undefined): Promise<B
         });
       }
     }
+    if (gpu?.caps.timestamps) out.push(...(await kernelTimes(gpu, model, prompt, key)));
   } finally {
     model.dispose();
   }
@@ -225,6 +226,41 @@ function benchSampler(): BenchResult[] {
       info: 'one draw with the default options; baseline: sorting every probability once',
     },
   ];
+}
+
+/**
+ * Where a decode step's GPU time goes: a short greedy generation under the profiler (`startProfile`), as
+ * GPU milliseconds per token for each op and in all, and that total as a fraction of the step's wall time
+ * (the rest is per-dispatch cost and idle time between kernels). Counted like the dispatches: over the
+ * whole generation, the prompt's forward included.
+ */
+async function kernelTimes(gpu: WebGpuDevice, model: Llama, prompt: number[], key: string) {
+  const tokens = 8;
+  gpu.startProfile();
+  const t0 = performance.now();
+  for await (const _ of generate(model, prompt, { temperature: 0, maxNewTokens: tokens, stopIds: [] })) {
+  }
+  const wallMs = (performance.now() - t0) / tokens;
+  const profile = await gpu.stopProfile();
+  const out: BenchResult[] = profile.kernels.map((k) => ({
+    name: `decode.${key}.kernel_ms.${k.op}`,
+    value: k.ms / tokens,
+    unit: 'ms',
+    info: `GPU time per token in ${k.calls / tokens} dispatches of ${k.op}`,
+  }));
+  out.push({
+    name: `decode.${key}.kernel_ms`,
+    value: profile.totalMs / tokens,
+    unit: 'ms',
+    info: 'GPU time per token in all kernels (timestamp queries)',
+  });
+  out.push({
+    name: `decode.${key}.kernel_fraction`,
+    value: profile.totalMs / tokens / wallMs,
+    unit: 'fraction',
+    info: `kernel time over the step's wall time (${wallMs.toFixed(2)} ms with one pass per dispatch while profiling)`,
+  });
+  return out;
 }
 
 /** The suite `pnpm bench` runs. */

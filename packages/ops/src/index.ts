@@ -10,6 +10,7 @@ export * from './gpu/device.js';
 export * from './gpu/errors.js';
 export * from './gpu/packing.js';
 export { sizeClass } from './gpu/pool.js';
+export { type KernelTime, MAX_TIMELINE, type Profile } from './gpu/profiler.js';
 export * from './gpu/variants.js';
 export type { OutDType, OutOptions } from './op.js';
 export * from './ops/activations.js';

@@ -26,6 +26,13 @@ export interface GpuEntry {
   source: 'navigator' | 'dawn';
 }
 
+/**
+ * Dawn's options: full-precision timestamps. Dawn rounds timestamp queries down to multiples of 2^16 ns
+ * by default (as browsers do, against timing attacks), which is coarser than most decode kernels; in Node
+ * there is no page to protect, and the profiler needs the precision (see `WebGpuDevice.startProfile`).
+ */
+const DAWN_FLAGS = ['disable-dawn-features=timestamp_quantization'];
+
 /** The platform's WebGPU entry point: `navigator.gpu` if present, else Dawn's Node binding. */
 export async function acquireGpu(): Promise<GpuEntry> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
@@ -36,5 +43,5 @@ export async function acquireGpu(): Promise<GpuEntry> {
   } catch (error) {
     throw new NoAdapterError(`the Node binding 'webgpu' could not be loaded: ${(error as Error).message}`);
   }
-  return { gpu: dawn.create([]), source: 'dawn' };
+  return { gpu: dawn.create(DAWN_FLAGS), source: 'dawn' };
 }

@@ -14,6 +14,8 @@ export interface GpuCaps {
   subgroups: boolean;
   /** The smallest subgroup the adapter may run (0 without `subgroups` or when it does not say). */
   subgroupMinSize: number;
+  /** `timestamp-query` is enabled on the device: {@link WebGpuDevice.startProfile} can time kernels. */
+  timestamps: boolean;
   /** The adapter is a CPU implementation (lavapipe, SwiftShader, WARP): kernels want CPU-shaped loops. */
   software: boolean;
   /** Largest storage binding in bytes; larger tensors are bound in several ranges. */
@@ -43,6 +45,7 @@ export function readCaps(adapter: GPUAdapter, device: GPUDevice): GpuCaps {
     subgroupMinSize: device.features.has('subgroups')
       ? ((info as { subgroupMinSize?: number }).subgroupMinSize ?? 0)
       : 0,
+    timestamps: device.features.has('timestamp-query'),
     software:
       Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter) ||
       /llvmpipe|lavapipe|swiftshader|software|warp/.test(text),

@@ -11,6 +11,7 @@ import { describeAdapter, type GpuCaps, readCaps } from './caps.js';
 import { DeviceLostError, GpuOpError } from './errors.js';
 import { packedBytes, type RowPacking, unpackGroups } from './packing.js';
 import { BufferPool, sizeClass } from './pool.js';
+import { type Profile, Profiler } from './profiler.js';
 import { BufferUsage, MAP_READ, MAP_WRITE } from './usage.js';
 
 /** A buffer range bound to one `@binding` of a kernel. */
@@ -130,6 +131,7 @@ export class WebGpuDevice implements Device {
   #lost: string | undefined;
   #release: (() => void) | undefined;
   readonly #quietWaits: boolean;
+  #profiler: Profiler | undefined;
 
   /** @internal Use {@link createWebGpuDevice}. */
   constructor(
@@ -462,10 +464,11 @@ export class WebGpuDevice implements Device {
     if (x * y * z === 0) return;
     const pipeline = this.#pipeline(d);
     const uniform = d.uniforms ? this.#uniformSlot(d.uniforms) : undefined;
-    const pass = this.#beginPass();
+    const pass = this.#profiler ? this.#profiledPass(this.#profiler, d.op) : this.#beginPass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, this.#bindGroup(d, pipeline, uniform));
     pass.dispatchWorkgroups(x, y, z);
+    if (this.#profiler) pass.end();
     this.#batchOps.add(d.op);
     this.stats.dispatches++;
     if (++this.#dispatchesInBatch >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
@@ -535,6 +538,62 @@ export class WebGpuDevice implements Device {
     return this.#pass;
   }
 
+  /** A pass of its own for one dispatch, stamped at its start and end (see `gpu/profiler.ts`). */
+  #profiledPass(profiler: Profiler, op: string): GPUComputePassEncoder {
+    this.#endPass();
+    return this.#beginBatch().beginComputePass(profiler.pass(op));
+  }
+
+  /**
+   * Starts timing every kernel on the GPU, until {@link WebGpuDevice.stopProfile}: each dispatch then runs in
+   * a compute pass of its own, stamped by the GPU at its start and end. Needs `timestamp-query`
+   * (`caps.timestamps`). Work recorded before the call is submitted first and not counted.
+   *
+   * @example
+   * ```ts
+   * import { randn } from '@proj/core';
+   * import { createWebGpuDevice, matmul, softmax } from '@proj/ops';
+   * const gpu = await createWebGpuDevice();
+   * if (gpu.caps.timestamps) {
+   *   const a = randn([256, 256], { device: gpu });
+   *   gpu.startProfile();
+   *   const p = softmax(matmul(a, a));
+   *   const profile = await gpu.stopProfile(); // waits for the work, then reads the stamps
+   *   for (const k of profile.kernels) console.log(k.op, k.calls, k.ms.toFixed(3), 'ms');
+   *   p.dispose();
+   * }
+   * gpu.destroy();
+   * ```
+   */
+  startProfile(): void {
+    this.#checkAlive('profile');
+    if (!this.caps.timestamps) {
+      throw new GpuOpError(
+        'profile',
+        'the device has no timestamp-query feature, so kernels cannot be timed',
+      );
+    }
+    if (this.#profiler) throw new GpuOpError('profile', 'a profile is already running: stopProfile() first');
+    this.flush();
+    this.#profiler = new Profiler(this.gpu, MAX_DISPATCHES_PER_SUBMIT);
+  }
+
+  /** Submits what is recorded, waits for it, and returns the GPU time of each op since {@link startProfile}. */
+  async stopProfile(): Promise<Profile> {
+    const profiler = this.#profiler;
+    if (!profiler) throw new GpuOpError('profile', 'no profile is running: startProfile() first');
+    this.flush();
+    this.#profiler = undefined;
+    try {
+      await this.#throwPendingErrors();
+      return await profiler.result((p) => this.#settle(p));
+    } catch (error) {
+      if (this.#lost !== undefined && !(error instanceof DeviceLostError))
+        throw new DeviceLostError('profile', this.#lost);
+      throw error;
+    }
+  }
+
   #endPass(): void {
     this.#pass?.end();
     this.#pass = undefined;
@@ -548,7 +607,9 @@ export class WebGpuDevice implements Device {
     if (uniforms && this.#uniformUsed > 0) {
       this.gpu.queue.writeBuffer(uniforms, 0, this.#uniformData, 0, this.#uniformUsed);
     }
+    this.#profiler?.resolve(this.#encoder);
     this.gpu.queue.submit([this.#encoder.finish()]);
+    this.#profiler?.submitted((p) => this.#track(p));
     const ops = [...this.#batchOps];
     const scope = this.#track(this.gpu.popErrorScope());
     this.#pendingErrors.push(
@@ -582,6 +643,8 @@ export class WebGpuDevice implements Device {
     this.#pass?.end();
     this.#pass = undefined;
     this.#encoder = undefined;
+    this.#profiler?.dispose();
+    this.#profiler = undefined;
     this.#pool.trim();
     for (const b of this.#freeUniformBuffers) b.destroy();
     for (const list of this.#staging.values()) for (const b of list) b.destroy();
@@ -638,6 +701,7 @@ export async function createWebGpuDevice(options: WebGpuDeviceOptions = {}): Pro
   const wanted: GPUFeatureName[] = [];
   if (options.f16 !== false && adapter.features.has('shader-f16')) wanted.push('shader-f16');
   if (adapter.features.has('subgroups')) wanted.push('subgroups' as GPUFeatureName);
+  if (adapter.features.has('timestamp-query')) wanted.push('timestamp-query');
   const l = adapter.limits;
   const device = await adapter.requestDevice({
     requiredFeatures: wanted,
