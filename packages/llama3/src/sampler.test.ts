@@ -109,6 +109,19 @@ describe('Sampler', () => {
       }
     }
   });
+  it('refuses broken logits instead of drawing an arbitrary id', () => {
+    for (const temperature of [0, 0.6]) {
+      const s = new Sampler({ temperature });
+      expect(() => s.sample(Float32Array.from([1, Number.NaN, 2]))).toThrow(/token 1 is NaN/);
+      expect(() => s.sample(Float32Array.from([1, 2, Number.POSITIVE_INFINITY]))).toThrow(
+        /token 2 is Infinity/,
+      );
+      expect(() => s.sample(new Float32Array(0))).toThrow(/no token to choose/);
+      expect(() => s.sample(Float32Array.from([Number.NEGATIVE_INFINITY]))).toThrow(/no token to choose/);
+      // -Infinity marks a token that must not be chosen; the others still are.
+      expect(s.sample(Float32Array.from([Number.NEGATIVE_INFINITY, 0]))).toBe(1);
+    }
+  });
   it('rejects options out of range', () => {
     expect(() => new Sampler({ temperature: -1 })).toThrow('temperature');
     expect(() => new Sampler({ topP: 0 })).toThrow('topP');

@@ -55,8 +55,19 @@ export class Sampler {
         scores[id] = s > 0 ? s / o.repetitionPenalty : s * o.repetitionPenalty;
       }
     }
+    // Broken logits (NaN or +Infinity, from an overflow upstream) would turn every probability into NaN and
+    // the draw into an arbitrary id: they are an error, as is having no token to choose.
     let best = 0;
-    for (let i = 1; i < scores.length; i++) if (scores[i]! > scores[best]!) best = i;
+    for (let i = 0; i < scores.length; i++) {
+      const s = scores[i]!;
+      if (Number.isNaN(s) || s === Number.POSITIVE_INFINITY) {
+        throw new Error(`sampling: the logit of token ${i} is ${logits[i]}; the model's output is broken`);
+      }
+      if (s > scores[best]!) best = i;
+    }
+    if (!(scores[best]! > Number.NEGATIVE_INFINITY)) {
+      throw new Error(`sampling: no token to choose (${scores.length} logits, none above -Infinity)`);
+    }
     if (o.temperature === 0) return best;
 
     // Unnormalised probabilities relative to the most likely token (which has 1).
