@@ -4,8 +4,9 @@ import { useTestDevices } from '../../../../test-support/webgpu.js';
 import { add } from '../ops/binary.js';
 import { matmul } from '../ops/matmul.js';
 import { softmax } from '../ops/softmax.js';
+import { testDevice } from '../testing.js';
 import type { WebGpuDevice } from './device.js';
-import { GpuOpError } from './errors.js';
+import { DeviceLostError, GpuOpError } from './errors.js';
 
 describe('WebGpuDevice.startProfile / stopProfile', () => {
   let gpu: WebGpuDevice | undefined;
@@ -55,6 +56,21 @@ describe('WebGpuDevice.startProfile / stopProfile', () => {
     expect(profile.kernels).toEqual([{ op: 'add', calls: 2100, ms: expect.any(Number) }]);
     expect(profile.timeline).toHaveLength(2100);
     expect([...(await x.toArray())]).toEqual([2102]);
+  });
+
+  it('reports a device lost during the profile as DeviceLostError', async ({ skip }) => {
+    const doomed = await testDevice();
+    if (!doomed?.caps.timestamps) {
+      doomed?.destroy();
+      return skip('no WebGPU adapter with timestamp-query');
+    }
+    const one = tensor([1], [1], { device: doomed });
+    doomed.startProfile();
+    add(one, one);
+    doomed.flush();
+    doomed.gpu.destroy(); // what a driver reset looks like to the program
+    await expect(doomed.stopProfile()).rejects.toThrow(DeviceLostError);
+    doomed.destroy();
   });
 
   it('says what is wrong when used out of order or without timestamps', async ({ skip }) => {
