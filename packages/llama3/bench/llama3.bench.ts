@@ -10,7 +10,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpu, type Device, empty, Rng, type Tensor } from '@proj/core';
-import { generate, LLAMA32_1B, type Llama, loadLlama, Sampler } from '@proj/llama3';
+import { generate, LLAMA32_1B, type Llama, type LoadTime, loadLlama, Sampler } from '@proj/llama3';
 import { createWebGpuDevice, type WebGpuDevice, writable, writeRows } from '@proj/ops';
 import type { BenchResult, BenchSuite } from '../../../bench/types.js';
 import { probeReadBandwidth } from '../../ops/bench/probe.js';
@@ -85,8 +85,13 @@ async function benchModel(c: ModelCase, probeGbS: number | undefined): Promise<B
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
   }, 20);
+  let time: LoadTime | undefined;
   const t0 = performance.now();
-  const model = await loadLlama(c.dir, { device: c.device, onWarning: () => {} });
+  const model = await loadLlama(c.dir, {
+    device: c.device,
+    onWarning: () => {},
+    onProgress: (p) => (time = p.time),
+  });
   if (c.device.kind !== 'cpu') await (c.device as WebGpuDevice).sync();
   const loadMs = performance.now() - t0;
   clearInterval(sampler);
@@ -104,6 +109,13 @@ async function benchModel(c: ModelCase, probeGbS: number | undefined): Promise<B
     ratio: loadMs / readMs,
     info: 'baseline: reading the file from disk (page cache warm)',
   });
+  // Where the load's time went (see LoadProgress.time): the file, the device, or the host copies.
+  if (time) {
+    const parts = { read_wait_ms: time.readWaitMs, device_wait_ms: time.deviceWaitMs, fill_ms: time.fillMs };
+    for (const [part, ms] of Object.entries(parts))
+      out.push({ name: `load.${key}.${part}`, value: ms, unit: 'ms' });
+  }
+
   // A software adapter's device memory is host memory: its buffers grow the RSS too, and are not what the
   // loader holds on the host.
   const gpu = c.device.kind === 'webgpu' ? (c.device as WebGpuDevice) : undefined;

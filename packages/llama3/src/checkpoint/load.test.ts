@@ -9,7 +9,7 @@ import { generate } from '../generate.js';
 import type { Llama } from '../model.js';
 import { LLAMA32_1B } from '../presets.js';
 import { randomHfTensors, randomLlama, writeHfCheckpoint } from '../random-model.js';
-import { interleavedToHalfSplit, loadLlama } from './load.js';
+import { interleavedToHalfSplit, type LoadTime, loadLlama } from './load.js';
 
 const TINY: LlamaConfig = {
   hiddenSize: 16,
@@ -35,10 +35,26 @@ describe('loadLlama', () => {
   it('loads what writeHfCheckpoint wrote and computes the same as the in-memory model', async () => {
     const dir = await writeHfCheckpoint(join(root, 'ok'), TINY, randomHfTensors(TINY, { seed: 3 }));
     const progress: number[] = [];
-    const loaded = await loadLlama(dir, { onProgress: (p) => progress.push(p.loadedBytes) });
+    const times: LoadTime[] = [];
+    const t0 = performance.now();
+    const loaded = await loadLlama(dir, {
+      onProgress: (p) => {
+        progress.push(p.loadedBytes);
+        times.push(p.time);
+      },
+    });
+    const wallMs = performance.now() - t0;
     const memory = randomLlama(TINY, { seed: 3 });
     expect(progress.length).toBe(2 + 9 * TINY.layers); // embedding, norm, 9 per layer (tied: no head)
     expect(progress).toEqual([...progress].sort((x, y) => x - y));
+    // The time parts only grow, every chunk was copied (some time in fill), and they fit in the wall time.
+    for (const part of ['readWaitMs', 'deviceWaitMs', 'fillMs'] as const) {
+      const series = times.map((t) => t[part]);
+      expect(series).toEqual([...series].sort((x, y) => x - y));
+    }
+    const last = times.at(-1)!;
+    expect(last.fillMs).toBeGreaterThan(0);
+    expect(last.readWaitMs + last.deviceWaitMs + last.fillMs).toBeLessThanOrEqual(wallMs);
     const greedy = async (m: Llama) => {
       const ids: number[] = [];
       for await (const t of generate(m, [1, 5, 9, 3], { temperature: 0, maxNewTokens: 8, stopIds: [] }))

@@ -31,6 +31,22 @@ export interface LoadProgress {
   loadedBytes: number;
   /** Bytes to load in all. */
   totalBytes: number;
+  /**
+   * Where the time went so far, in milliseconds: waiting for the file (a chunk not yet read when it was
+   * needed), waiting for the device (no staging buffer free), and copying or packing chunks into staging
+   * memory. What is left of the wall time is planning, the tensors read whole, and the caller.
+   */
+  time: LoadTime;
+}
+
+/** See {@link LoadProgress.time}. */
+export interface LoadTime {
+  /** Waiting for reads. */
+  readWaitMs: number;
+  /** Waiting for a free staging buffer (the device taking in earlier chunks). */
+  deviceWaitMs: number;
+  /** Copying or packing chunks into staging memory. */
+  fillMs: number;
 }
 
 /** Options of {@link loadLlama}. */
@@ -170,6 +186,20 @@ async function loadTensors(
   const largest = Math.max(0, ...plan.map((p) => Math.min(chunkStep(p, chunkBytes), p.byteLength)));
   const buffers = [new Uint8Array(largest), new Uint8Array(largest)];
   let loadedBytes = 0;
+  const time: LoadTime = { readWaitMs: 0, deviceWaitMs: 0, fillMs: 0 };
+  const timed = async <T>(key: keyof LoadTime, work: Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await work;
+    } finally {
+      time[key] += performance.now() - t0;
+    }
+  };
+  const fill = (weight: Parameters<typeof writeRows>[0], row: number, bytes: Uint8Array) => {
+    const t0 = performance.now();
+    writeRows(weight, row, bytes);
+    time.fillMs += performance.now() - t0;
+  };
   try {
     for (const [index, p] of plan.entries()) {
       const { weight, firstRow } = weights.place(p.slot, p.dtype);
@@ -184,22 +214,22 @@ async function loadTensors(
           config.headDim,
           rowBytes,
         );
-        await writable(device);
-        writeRows(weight, firstRow, halfSplit);
+        await timed('deviceWaitMs', writable(device));
+        fill(weight, firstRow, halfSplit);
       } else {
         // Whole rows per chunk (a packed weight is written by rows). Two reused buffers take turns: the
         // next chunk is read into one while the current one is copied (and packed) into staging memory.
         const step = chunkStep(p, chunkBytes);
         let next = source.read(p.source, 0, Math.min(step, p.byteLength), buffers[0]);
         for (let at = 0, turn = 1; at < p.byteLength; at += step, turn ^= 1) {
-          const chunk = await next;
+          const chunk = await timed('readWaitMs', next);
           const following = at + step;
           if (following < p.byteLength) {
             next = source.read(p.source, following, Math.min(step, p.byteLength - following), buffers[turn]);
             next.catch(() => {}); // awaited next turn; marked handled in case an error ends the load first
           }
-          await writable(device);
-          writeRows(weight, firstRow + at / rowBytes, chunk);
+          await timed('deviceWaitMs', writable(device));
+          fill(weight, firstRow + at / rowBytes, chunk);
         }
       }
       loadedBytes += p.byteLength;
@@ -209,6 +239,7 @@ async function loadTensors(
         count: plan.length,
         loadedBytes,
         totalBytes,
+        time: { ...time },
       });
     }
     return weights.weights();
