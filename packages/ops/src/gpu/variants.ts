@@ -51,6 +51,12 @@ export interface GemmVariant {
    * loading it (software drivers pay one scalar load per lane and word).
    */
   shareX?: boolean;
+  /**
+   * With `shareX` and `tileM` a multiple of 4, on subgroups of 8 or more: `linear` first copies x into
+   * groups of 4 rows with each element's 4 values side by side (`[ceil(M / 4), K, 4]`, f32), so that a lane
+   * loads one element of 4 rows with one 16-byte load.
+   */
+  interleaveX?: boolean;
 }
 
 /**
@@ -99,22 +105,45 @@ export function gemvVariant(caps: GpuCaps): GemvVariant {
 }
 
 /**
- * The GEMM layout for an adapter and `m` rows of x.
+ * The layout of `linear`'s matrix product for an adapter and `m` rows of x.
  *
  * Software: register blocks of `tileM x 4` outputs per invocation, 8 lanes along the output columns, x
  * shared through the subgroup, no shared memory and no barriers; `tileM` is `m` itself for decode (so W is
- * read once) and 8 for prefill. Measured on lavapipe for 128 x 2048 x 2048 (bf16 W, row-major): 31
- * GFLOPS, against 13 for the same blocks loading x per lane, 6 for one output per invocation, and 3 for the
- * shared-memory tiled kernel; with weights packed for it ({@link weightPacking}) and x read one element
- * per lane, 49-51 GFLOPS (`tileM` 12 was within noise of 8, 16 slower, 20 spilled registers). Real GPUs: 64 x 64 output tiles staged through shared memory, 4 x 4 outputs per invocation.
+ * read once). Measured on lavapipe for 128 x 2048 x 2048 (bf16 W, row-major): 31 GFLOPS, against 13 for
+ * the same blocks loading x per lane, 6 for one output per invocation, and 3 for the shared-memory tiled
+ * kernel; with weights packed for it ({@link weightPacking}) and x read one element per lane, 49-53
+ * GFLOPS with 8 rows per invocation (12: within noise, 16: slower, 20: registers spilled). Prefill (more
+ * than 8 rows) on subgroups of 8 or more reads x interleaved by 4 rows (`interleaveX`): each lane then
+ * loads 4 rows' values with one load instead of four, and with x that cheap, 16 rows per invocation (each
+ * weight word loaded once per 16 rows) run at 65-69 GFLOPS (12: 61, 20: 65, 24 and more: registers
+ * spilled, 35). `interleave: false` asks for the layout without it (where `linear` cannot interleave x:
+ * a norm or SwiGLU folded into the kernel, x split over several bindings). Real GPUs: 64 x 64 output tiles
+ * staged through shared memory, 4 x 4 outputs per invocation.
  */
-export function gemmVariant(caps: GpuCaps, m = DECODE_ROWS + 1): GemmVariant {
+export function gemmVariant(caps: GpuCaps, m = DECODE_ROWS + 1, interleave = true): GemmVariant {
   if (caps.software) {
-    const tileM = Math.min(m, DECODE_ROWS);
     const { lanes, rowsPerLane } = SOFTWARE_LANES;
-    return { kind: 'register', tileM, tileN: rowsPerLane, groupN: lanes, groupM: 1, shareX: caps.subgroups };
+    const base = {
+      kind: 'register',
+      tileN: rowsPerLane,
+      groupN: lanes,
+      groupM: 1,
+      shareX: caps.subgroups,
+    } as const;
+    if (interleave && m > DECODE_ROWS && caps.subgroupMinSize >= lanes) {
+      return { ...base, tileM: 16, interleaveX: true };
+    }
+    return { ...base, tileM: Math.min(m, DECODE_ROWS) };
   }
   return { kind: 'tiled', tileM: 4, tileN: 4, groupN: 16, groupM: 16 };
+}
+
+/**
+ * The layout of `matmul` (`[M, K] x [K, N]`, which no model here runs in its hot path): the register
+ * blocks of 8 x 4 outputs on software adapters, the tiled kernel on GPUs.
+ */
+export function matmulVariant(caps: GpuCaps): GemmVariant {
+  return gemmVariant(caps, DECODE_ROWS); // 8 rows per invocation, x not interleaved (linear's step)
 }
 
 /**

@@ -370,6 +370,10 @@ export function canShareX(dtype: DType, vec: boolean, k: number): boolean {
  * hands them to the others. Software drivers pay a scalar load per lane and word, so this cuts the x loads
  * 8-fold (3x faster prefill on lavapipe). Where subgroups are narrower than 8, every lane loads all 8.
  *
+ * With `v.interleaveX`, x is bound in groups of 4 interleaved rows (`ops/interleave-rows.ts`): each lane
+ * loads its element of 4 rows at once (one 16-byte load where it took four), and `tileM` is a multiple of
+ * 4. That kernel needs subgroups of 8: it has no fallback.
+ *
  * With `packed`, W is in the layout of `gpu/packing.ts` with 8 lanes and `tileN` rows per lane: a
  * workgroup's rows are one group, and the words its lanes load together are adjacent. With `norm` (the
  * dtype of an RMSNorm weight g), x is RMS-normalised on the way: each lane multiplies the x values it loads
@@ -380,6 +384,8 @@ function sharedXWgsl(v: GemmVariant, dtype: DType, vec: boolean, packed: boolean
   const { tileM: TM, tileN: TN } = v;
   if (v.groupN !== 8 || v.groupM !== 1 || L.chunk === 1)
     throw new Error('shareX needs 8 x 1 lanes and vec chunks');
+  const interleaved = v.interleaveX === true;
+  if (interleaved && (norm || TM % 4 !== 0)) throw new Error('interleaved x: no norm, tileM a multiple of 4');
   const perBlock = 8 / L.chunk; // W chunks per 8 elements of K
   const sums = range(TM).flatMap((i) => range(TN).map((j) => ({ i, j, name: `acc${i}_${j}` })));
   const xs = (i: number) => range(8).map((e) => `x${i}_${e}`);
@@ -394,8 +400,34 @@ function sharedXWgsl(v: GemmVariant, dtype: DType, vec: boolean, packed: boolean
       })
       .join(' + ');
   };
+  // The 8 x values of row i for this block: passed on from the lanes that loaded them.
+  const interleavedRow = (i: number) =>
+    xs(i)
+      .map((n, e) => `let ${n} = subgroupBroadcast(own${i >> 2}.${XYZW[i % 4]}, ${e}u);`)
+      .join(' ');
+  const rowMajorRow = (i: number) => `${xs(i)
+    .map((n) => `var ${n}: f32;`)
+    .join(' ')}
+    if (share) {
+      ${
+        norm
+          ? `let raw = x_el((xr${i} + xq) * 4u + lid);
+      ss${i} += raw * raw;
+      let own = raw * gl;`
+          : `let own = x_el((xr${i} + xq) * 4u + lid);`
+      }
+      ${xs(i)
+        .map((n, e) => `${n} = subgroupBroadcast(own, ${e}u);`)
+        .join(' ')}
+    } else {
+      let lo = x_at(xr${i} + xq); let hi = x_at(xr${i} + xq + 1u);
+      ${norm ? `ss${i} += dot(lo, lo) + dot(hi, hi);` : ''}
+      ${xs(i)
+        .map((n, e) => `${n} = ${e < 4 ? 'lo' : 'hi'}.${XYZW[e % 4]}${norm ? ` * g_at(k0 + ${e}u)` : ''};`)
+        .join(' ')}
+    }`;
   return `enable subgroups;
-${L.declarations.replace(X_VEC_F32, X_SHARED_F32)}
+${interleaved ? L.declarations : L.declarations.replace(X_VEC_F32, X_SHARED_F32)}
 ${params(norm)}
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -415,9 +447,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         : `let row_${j} = p.wb + min(n0 + ${j}u, p.n - 1u) * p.kc;`,
     )
     .join('\n  ')}
-  ${range(TM)
-    .map((i) => `let xr${i} = p.xb + min(m0 + ${i}u, p.m - 1u) * p.kc * ${L.xPerChunk}u;`)
-    .join('\n  ')}
+  ${
+    interleaved
+      ? range(TM / 4)
+          .map(
+            (g) =>
+              `let xg${g} = p.xb + min(m0 / 4u + ${g}u, (p.m + 3u) / 4u - 1u) * p.kc * ${L.chunk}u; // group m0 / 4 + ${g}`,
+          )
+          .join('\n  ')
+      : range(TM)
+          .map((i) => `let xr${i} = p.xb + min(m0 + ${i}u, p.m - 1u) * p.kc * ${L.xPerChunk}u;`)
+          .join('\n  ')
+  }
   ${sums.map((s) => `var ${s.name} = 0.0;`).join('\n  ')}
   ${
     norm
@@ -430,30 +471,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let xq = b * ${L.xPerChunk}u; // x entry (vec4) of this block's first element
     let k0 = b * ${L.chunk}u; // and its index in the row (for g)
     ${norm ? 'let gl = g_at(k0 + lid); // the weight of the x value this lane loads, the same for every row' : ''}
+    ${
+      interleaved // this lane's element k0 + lid of the group's 4 rows
+        ? range(TM / 4)
+            .map((g) => `let own${g} = x_at(xg${g} + k0 + lid);`)
+            .join(' ')
+        : ''
+    }
     ${range(TM)
-      .map(
-        (i) => `${xs(i)
-          .map((n) => `var ${n}: f32;`)
-          .join(' ')}
-    if (share) {
-      ${
-        norm
-          ? `let raw = x_el((xr${i} + xq) * 4u + lid);
-      ss${i} += raw * raw;
-      let own = raw * gl;`
-          : `let own = x_el((xr${i} + xq) * 4u + lid);`
-      }
-      ${xs(i)
-        .map((n, e) => `${n} = subgroupBroadcast(own, ${e}u);`)
-        .join(' ')}
-    } else {
-      let lo = x_at(xr${i} + xq); let hi = x_at(xr${i} + xq + 1u);
-      ${norm ? `ss${i} += dot(lo, lo) + dot(hi, hi);` : ''}
-      ${xs(i)
-        .map((n, e) => `${n} = ${e < 4 ? 'lo' : 'hi'}.${XYZW[e % 4]}${norm ? ` * g_at(k0 + ${e}u)` : ''};`)
-        .join(' ')}
-    }`,
-      )
+      .map((i) => (interleaved ? interleavedRow(i) : rowMajorRow(i)))
       .join('\n    ')}
     ${range(TN)
       .map(

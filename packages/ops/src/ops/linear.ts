@@ -29,11 +29,11 @@ import {
   type Tensor,
   tensor,
 } from '@proj/core';
+import type { GpuCaps } from '../gpu/caps.js';
 import type { WebGpuDevice } from '../gpu/device.js';
 import { GpuOpError } from '../gpu/errors.js';
 import { groupRows, type RowPacking } from '../gpu/packing.js';
 import {
-  DECODE_ROWS,
   fusesRmsnorm,
   fusesSwiglu,
   type GemmVariant,
@@ -56,6 +56,7 @@ import {
   type OutOptions,
   outDtype,
 } from '../op.js';
+import { interleavedBytes, interleaveRows } from './interleave-rows.js';
 import { cast } from './layout.js';
 import {
   canShareX,
@@ -308,6 +309,15 @@ export function linearWith(
   const nBlock = packing ? groupsPerBinding(device, packing) : rowsPerBinding(device, k * wBytes);
   const xBytes = DTYPE_BYTES[x.dtype];
   const mBlock = Math.min(rowsPerBinding(device, xk * xBytes), rowsPerBinding(device, n * 4));
+  // Whether the prefill kernel may read x in groups of 4 interleaved rows (`GemmVariant.interleaveX`): x is
+  // then copied once into that layout, which the kernel cannot combine with a folded norm or SwiGLU.
+  const interleave =
+    !norm &&
+    !swiglu &&
+    mBlock >= m &&
+    canShareX(w.dtype, vec, k) &&
+    interleavedBytes(m, k) <= caps.maxStorageBindingSize;
+  let interleaved: Tensor | undefined; // made when a kernel first needs it
   for (let m0 = 0; m0 < m; m0 += mBlock) {
     const mc = Math.min(mBlock, m - m0);
     const xs = bindSpan('linear', x, m0 * xk, mc * xk);
@@ -326,11 +336,21 @@ export function linearWith(
         : bindSpan('linear', w, n0 * k, nc * k);
       const gemv = !packing && mc <= gemvRows;
       let v = packing
-        ? packedVariant(packing, mc)
+        ? packedVariant(packing, mc, caps, interleave)
         : gemv
           ? (variants.gemv ?? gemvVariant(caps))
-          : (variants.gemm ?? gemmVariant(caps, mc));
+          : (variants.gemm ?? gemmVariant(caps, mc, interleave));
       if (!gemv && (v as GemmVariant).shareX && !canShareX(w.dtype, vec, k)) v = { ...v, shareX: false };
+      const interleavedX = !gemv && (v as GemmVariant).interleaveX === true;
+      if (interleavedX && !interleave) {
+        throw new GpuOpError(
+          'linear',
+          'interleaveX: x must fit one binding, with no norm or swiglu folded in',
+        );
+      }
+      if (interleavedX) interleaved ??= interleaveRows(device, x, m, k);
+      const xBinding = interleaved && interleavedX ? bind('linear', interleaved) : xs.binding;
+      const xFirst = interleavedX ? 0 : xs.base / (vec ? 4 : 1);
       const [gx, count] = gemv
         ? [1, Math.ceil(nc / (v as GemvVariant).rows)]
         : gemmGroups(v as GemmVariant, mc, nc);
@@ -339,7 +359,7 @@ export function linearWith(
         mc,
         nc,
         kc,
-        xs.base / (vec ? 4 : 1),
+        xFirst,
         ws.base / layout.chunk,
         os.base + n0,
         n,
@@ -355,31 +375,25 @@ export function linearWith(
           const code = gemv
             ? gemvWgsl(v as GemvVariant, mc, w.dtype, vec, normDtype)
             : gemmWgsl(v as GemmVariant, w.dtype, vec, packing !== undefined, normDtype);
-          const typed = withXDtype(o === 'f16' ? withF16Out(code) : code, x.dtype);
+          const typed = withXDtype(o === 'f16' ? withF16Out(code) : code, interleavedX ? 'f32' : x.dtype);
           return swiglu ? withSwigluX(typed, vec, layout.xPerChunk) : typed;
         },
         buffers: norm
-          ? [xs.binding, ws.binding, os.binding, bind('linear', norm.weight)]
-          : [xs.binding, ws.binding, os.binding],
+          ? [xBinding, ws.binding, os.binding, bind('linear', norm.weight)]
+          : [xBinding, ws.binding, os.binding],
         uniforms: params,
         workgroups: [wx, wy],
       });
     }
   }
+  interleaved?.dispose(); // back to the pool after the recorded work
   return out;
 }
 
 /** The kernel that reads packed weights: the shareX register kernel with the packing's lanes and rows. */
-function packedVariant(packing: RowPacking, m: number): GemmVariant {
+function packedVariant(packing: RowPacking, m: number, caps: GpuCaps, interleave: boolean): GemmVariant {
   const { lanes, rowsPerLane } = packing;
-  return {
-    kind: 'register',
-    tileM: Math.min(m, DECODE_ROWS),
-    tileN: rowsPerLane,
-    groupN: lanes,
-    groupM: 1,
-    shareX: true,
-  };
+  return { ...gemmVariant(caps, m, interleave), tileN: rowsPerLane, groupN: lanes, shareX: true };
 }
 
 /** Rows of a packed weight per binding: as many whole groups as fit. */

@@ -17,7 +17,7 @@ import {
   type Tensor,
   tensor,
 } from '@proj/core';
-import { type GemmVariant, gemmVariant } from '../gpu/variants.js';
+import { type GemmVariant, matmulVariant } from '../gpu/variants.js';
 import { checkFloat, deviceOf, grid, isGpu, Params, runs } from '../op.js';
 import { declare, LINEAR_WORKGROUP, loader } from '../wgsl.js';
 
@@ -83,7 +83,7 @@ export function matmulWith(a: Tensor, b: Tensor, variant: GemmVariant | undefine
   }
   const out = empty(outShape, 'f32', device);
   if (out.numel === 0) return out;
-  const v = variant ?? gemmVariant(device.caps);
+  const v = variant ?? matmulVariant(device.caps);
   const blockM = v.kind === 'tiled' ? 16 * v.tileM : v.tileM * v.groupM;
   const blockN = v.kind === 'tiled' ? 16 * v.tileN : v.tileN * v.groupN;
   const gx = Math.ceil(n / blockN);
