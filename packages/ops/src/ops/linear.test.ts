@@ -84,6 +84,9 @@ const GEMMS: GemmVariant[] = [
   { kind: 'register', tileM: 2, tileN: 3, groupN: 4, groupM: 2 },
   { kind: 'tiled', tileM: 4, tileN: 4, groupN: 16, groupM: 16 },
   NAIVE_GEMM,
+  // x in groups of 4 interleaved rows (prefill on software adapters)
+  { kind: 'register', tileM: 16, tileN: 4, groupN: 8, groupM: 1, shareX: true, interleaveX: true },
+  { kind: 'register', tileM: 4, tileN: 2, groupN: 8, groupM: 1, shareX: true, interleaveX: true },
 ];
 
 describe('linear on WebGPU matches the f64 reference', () => {

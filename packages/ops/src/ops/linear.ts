@@ -340,16 +340,12 @@ export function linearWith(
         : gemv
           ? (variants.gemv ?? gemvVariant(caps))
           : (variants.gemm ?? gemmVariant(caps, mc, interleave));
+      // What a forced variant asks for and this product cannot do, it does without.
       if (!gemv && (v as GemmVariant).shareX && !canShareX(w.dtype, vec, k)) v = { ...v, shareX: false };
+      if (!gemv && !interleave && (v as GemmVariant).interleaveX) v = { ...v, interleaveX: false };
       const interleavedX = !gemv && (v as GemmVariant).interleaveX === true;
-      if (interleavedX && !interleave) {
-        throw new GpuOpError(
-          'linear',
-          'interleaveX: x must fit one binding, with no norm or swiglu folded in',
-        );
-      }
       if (interleavedX) interleaved ??= interleaveRows(device, x, m, k);
-      const xBinding = interleaved && interleavedX ? bind('linear', interleaved) : xs.binding;
+      const xBinding = interleavedX ? bind('linear', interleaved!) : xs.binding;
       const xFirst = interleavedX ? 0 : xs.base / (vec ? 4 : 1);
       const [gx, count] = gemv
         ? [1, Math.ceil(nc / (v as GemvVariant).rows)]
