@@ -170,6 +170,25 @@ export function fusesSwiglu(caps: GpuCaps, m: number): boolean {
 /** The baseline GEMM of the benchmarks: one output per invocation, 8 x 8 invocations per workgroup. */
 export const NAIVE_GEMM: GemmVariant = { kind: 'naive', tileM: 1, tileN: 1, groupN: 8, groupM: 8 };
 
+/** How `rmsnorm` lays out a row's workgroup (see {@link rmsnormLayout}). */
+export interface RmsnormLayout {
+  /** Invocations per row. */
+  workgroup: number;
+  /** True: the workgroup is one subgroup and adds up with `subgroupAdd`; false: a shared-memory tree. */
+  lanes: boolean;
+}
+
+/**
+ * `rmsnorm`'s workgroup for rows of `d`: one subgroup of 8 lanes on software adapters with subgroups of 8
+ * (no barriers, which a software driver executes as coroutine switches); elsewhere 64 invocations with a
+ * shared-memory tree, 256 for rows of 8192 and more (lavapipe ran 256 about 3x slower than 64 for
+ * D = 2048, and GPUs have rows enough to fill them).
+ */
+export function rmsnormLayout(caps: GpuCaps, d: number): RmsnormLayout {
+  if (caps.software && caps.subgroupMinSize >= 8) return { workgroup: 8, lanes: true };
+  return { workgroup: d >= 8192 ? 256 : 64, lanes: false };
+}
+
 /**
  * How `attention` runs. `blocks`: a workgroup of 64 invocations per (query row, head, chunk of keys) scores
  * 64 keys at a time, one per invocation, with the softmax in shared memory, and a decode step's keys can be

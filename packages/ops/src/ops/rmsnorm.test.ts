@@ -3,8 +3,9 @@ import { cpuFloats, randn, tensor } from '@proj/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixture, readFixtureFloats } from '../../../../test-support/fixtures.js';
 import type { WebGpuDevice } from '../gpu/device.js';
+import type { RmsnormLayout } from '../gpu/variants.js';
 import { expectClose, testDevice } from '../testing.js';
-import { rmsnorm, rmsnormReference } from './rmsnorm.js';
+import { rmsnorm, rmsnormReference, rmsnormWith } from './rmsnorm.js';
 
 const FIXTURES = fixture('tiny-llama32-tied');
 
@@ -42,11 +43,20 @@ describe('rmsnorm on WebGPU matches the CPU reference', () => {
   });
   afterAll(() => gpu?.destroy());
 
-  // Tolerance: the GPU sums squares in f32 (a strided sum per invocation, then a tree), the reference in f64:
-  // the mean square differs by about (D/256 + 8) f32 ULPs at most, sqrt and the division add a few more, so
-  // the outputs (of order 1 to 10 here) agree to about 1e-6 relative: rtol 1e-5, and atol 1e-6 for outputs
-  // near zero.
+  // Tolerance: the GPU sums squares in f32 (a strided sum of D / W terms per invocation, W the workgroup,
+  // then log2 W more additions), the reference in f64. The sum of positive squares is off by about
+  // sqrt(D / W) f32 ULPs (rounding errors of random sign): 32 ULPs (2e-6 relative) for the worst case here
+  // (D = 8193, W = 8). sqrt halves that, and the division and the weight add a few ULPs, so the outputs (of
+  // order 1 to 10) agree to about 1e-6 relative: rtol 1e-5 leaves a factor of 10 for unlucky rounding, and
+  // atol 1e-6 covers outputs near zero.
   const tol = { atol: 1e-6, rtol: 1e-5 };
+  // Every layout on every adapter: the shared-memory tree of GPUs (64 and 256), the subgroup of software ones.
+  const layouts = (device: WebGpuDevice): (RmsnormLayout | undefined)[] => [
+    undefined, // the adapter's own
+    { workgroup: 64, lanes: false },
+    { workgroup: 256, lanes: false },
+    ...(device.caps.subgroupMinSize >= 8 ? [{ workgroup: 8, lanes: true }] : []),
+  ];
   const shapes: number[][] = [
     [1, 1],
     [3, 7],
@@ -65,10 +75,14 @@ describe('rmsnorm on WebGPU matches the CPU reference', () => {
         const x = randn(shape, { seed: d, std: 3 });
         const w = randn([d], { seed: 5, mean: 1, std: 0.1, dtype: wtype });
         const [gx, gw] = await Promise.all([x.to(gpu), w.to(gpu)]);
-        const y = rmsnorm(gx, gw, 1e-5);
-        expect(y.shape).toEqual(shape);
-        expectClose(await y.toArray(), rmsnormReference(cpuFloats(x), cpuFloats(w), 1e-5), tol);
-        for (const t of [gx, gw, y]) t.dispose();
+        const expected = rmsnormReference(cpuFloats(x), cpuFloats(w), 1e-5);
+        for (const layout of layouts(gpu)) {
+          const y = rmsnormWith(gx, gw, 1e-5, {}, layout);
+          expect(y.shape).toEqual(shape);
+          expectClose(await y.toArray(), expected, { ...tol, what: JSON.stringify(layout) });
+          y.dispose();
+        }
+        for (const t of [gx, gw]) t.dispose();
       });
     }
   }

@@ -15,6 +15,7 @@ import {
   type ShapesMatch,
   type Tensor,
 } from '@proj/core';
+import { type RmsnormLayout, rmsnormLayout } from '../gpu/variants.js';
 import {
   checkFloat,
   cpuResult,
@@ -52,17 +53,29 @@ export function rmsnormReference(x: Float32Array, weight: Float32Array, eps: num
 }
 
 // One workgroup per row: each invocation sums the squares of a strided slice (consecutive invocations read
-// consecutive elements), then a shared-memory tree adds the partial sums. 64 invocations unless the rows are
-// very long: software drivers pay per invocation at every barrier, and a GPU has rows enough to fill it.
-function kernel(workgroup: number, xType: Tensor['dtype'], wType: Tensor['dtype'], o: OutDType): string {
-  return `${enableF16(o)}
+// consecutive elements), then the partial sums are added up: in a shared-memory tree, or with
+// \`subgroupAdd\` when the workgroup is one subgroup (the \`lanes\` layout of software adapters, where every
+// barrier switches coroutines).
+function kernel(layout: RmsnormLayout, xType: Tensor['dtype'], wType: Tensor['dtype'], o: OutDType): string {
+  const { workgroup, lanes } = layout;
+  const reduce = lanes
+    ? 'let total = subgroupAdd(acc);'
+    : `partial[lid] = acc;
+  workgroupBarrier();
+  for (var s = ${workgroup / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { partial[lid] += partial[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = partial[0];`;
+  return `${lanes ? 'enable subgroups;' : ''}
+${enableF16(o)}
 ${declare(0, 'x', xType)}
 ${declare(1, 'w', wType)}
 ${declareOut(2, 'out', o)}
 ${params(3, { rows: 'u32', d: 'u32', eps: 'f32', x0: 'u32', o0: 'u32' })}
 ${loader('x', xType)}
 ${loader('w', wType)}
-var<workgroup> partial: array<f32, ${workgroup}>;
+${lanes ? '' : `var<workgroup> partial: array<f32, ${workgroup}>;`}
 @compute @workgroup_size(${workgroup})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
@@ -71,13 +84,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let obase = p.o0 + wg * p.d;
   var acc = 0.0;
   for (var i = lid; i < p.d; i += ${workgroup}u) { let v = x_at(base + i); acc += v * v; }
-  partial[lid] = acc;
-  workgroupBarrier();
-  for (var s = ${workgroup / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { partial[lid] += partial[lid + s]; }
-    workgroupBarrier();
-  }
-  let inv = 1.0 / sqrt(partial[0] / f32(p.d) + p.eps);
+  ${reduce}
+  let inv = 1.0 / sqrt(total / f32(p.d) + p.eps);
   for (var i = lid; i < p.d; i += ${workgroup}u) { out[obase + i] = ${stored(o, '(x_at(base + i) * inv) * w_at(i)')}; }
 }`;
 }
@@ -101,6 +109,17 @@ export function rmsnorm<S extends Shape, W extends Shape, O extends OutDType = '
   eps = 1e-5,
   options: OutOptions<O> = {},
 ): Tensor<S, O> {
+  return rmsnormWith(x, weight, eps, options) as Tensor<S, O>;
+}
+
+/** {@link rmsnorm} with a chosen workgroup layout (tests); shapes are checked at run time only. */
+export function rmsnormWith<O extends OutDType = 'f32'>(
+  x: Tensor,
+  weight: Tensor,
+  eps = 1e-5,
+  options: OutOptions<O> = {},
+  forced?: RmsnormLayout,
+): Tensor<Shape, O> {
   const d = x.shape[x.shape.length - 1];
   checkShape(
     d !== undefined && weight.shape.length === 1 && weight.shape[0] === d,
@@ -113,12 +132,12 @@ export function rmsnorm<S extends Shape, W extends Shape, O extends OutDType = '
   if (!isGpu(device)) return cpuResult(rmsnormReference(cpuFloats(x), cpuFloats(weight), eps), x.shape, o);
   const out = empty(x.shape, o, device);
   const rows = d === 0 ? 0 : x.numel / d;
-  const workgroup = d >= 8192 ? 256 : 64; // lavapipe measured ~3x slower at 256 for D = 2048 (barrier cost)
+  const layout = forced ?? rmsnormLayout(device.caps, d);
   for (const run of runs('rmsnorm', [x, weight, out], [d, 0, d], rows)) {
     device.dispatch({
       op: 'rmsnorm',
-      key: `rmsnorm:${workgroup}:${x.dtype}:${weight.dtype}:${o}`,
-      wgsl: () => kernel(workgroup, x.dtype, weight.dtype, o),
+      key: `rmsnorm:${layout.workgroup}:${layout.lanes}:${x.dtype}:${weight.dtype}:${o}`,
+      wgsl: () => kernel(layout, x.dtype, weight.dtype, o),
       buffers: run.bindings,
       uniforms: new Params().u32(run.count).u32(d).f32(eps).u32(run.bases[0]!).u32(run.bases[2]!).data(),
       workgroups: grid(run.count, device.caps.maxWorkgroupsPerDimension),

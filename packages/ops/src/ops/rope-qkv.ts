@@ -15,7 +15,6 @@ import {
   checkFloat,
   cpuResult,
   deviceOf,
-  grid,
   isGpu,
   type OutDType,
   type OutOptions,
@@ -23,11 +22,11 @@ import {
   Params,
   runs,
 } from '../op.js';
-import { declare, declareOut, enableF16, LINEAR_WORKGROUP, loader, params, stored } from '../wgsl.js';
+import { declare, declareOut, enableF16, loader, params, stored } from '../wgsl.js';
 import type { KvCache } from './kv-cache.js';
 import { type RopeTables, ropeReference } from './rope.js';
 
-const WORKGROUP = 256;
+const WORKGROUP = 64;
 
 /** Options of {@link ropeQkv}; `out` is q's dtype (the cache keeps its own dtype, f32). */
 export interface RopeQkvOptions<O extends OutDType = 'f32'> extends OutOptions<O> {
@@ -72,38 +71,37 @@ ${declare(2, 'sinT', 'f32')}
 ${declareOut(3, 'q', o)}
 ${declare(4, 'cacheK', 'f32', 'read_write')}
 ${declare(5, 'cacheV', 'f32', 'read_write')}
-${params(6, { n: 'u32', heads: 'u32', kvHeads: 'u32', headDim: 'u32', start: 'u32', x0: 'u32', q0: 'u32', c0: 'u32' })}
+${params(6, { rows: 'u32', heads: 'u32', kvHeads: 'u32', headDim: 'u32', start: 'u32', x0: 'u32', q0: 'u32', c0: 'u32' })}
 ${loader('qkv', dtype)}
-// One invocation per element of a run of qkv's rows: its column says whether it is part of q, k or v. Each
-// tensor is bound from the run's first row, which starts at element x0 of qkv's binding, q0 of q's and c0
-// of the cache's (k and v are laid out alike); \`start\` is that row's position.
+// Workgroup (h, s): head h of qkv's row s in a run of rows, its invocations along the head's dims: the
+// head says whether it is part of q, k or v, and no invocation divides (a software driver divides lane by
+// lane). Each tensor is bound from the run's first row, which starts at element x0 of qkv's binding, q0 of
+// q's and c0 of the cache's (k and v are laid out alike); \`start\` is that row's position.
 @compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  ${LINEAR_WORKGROUP}
-  let e = wg * ${WORKGROUP}u + lid;
-  if (e >= p.n) { return; }
-  let width = (p.heads + 2u * p.kvHeads) * p.headDim;
-  let s = e / width;
-  let c = e % width;
-  let head = c / p.headDim;
-  let d = c % p.headDim;
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let head = wid.x;
+  let s = wid.y;
+  if (s >= p.rows) { return; }
   let half = p.headDim / 2u;
   let pos = p.start + s;
-  let x = qkv_at(p.x0 + e);
-  var y = x;
-  if (head < p.heads + p.kvHeads) {
-    // half-split pairs (d, d + half): (a, b) -> (a cos - b sin, b cos + a sin)
-    let i = d % half;
-    let cs = cosT[pos * half + i];
-    let sn = sinT[pos * half + i];
-    if (d < half) { y = x * cs - qkv_at(p.x0 + e + half) * sn; } else { y = x * cs + qkv_at(p.x0 + e - half) * sn; }
-  }
-  if (head < p.heads) {
-    q[p.q0 + (s * p.heads + head) * p.headDim + d] = ${stored(o, 'y')};
-  } else if (head < p.heads + p.kvHeads) {
-    cacheK[p.c0 + (s * p.kvHeads + head - p.heads) * p.headDim + d] = y;
-  } else {
-    cacheV[p.c0 + (s * p.kvHeads + head - p.heads - p.kvHeads) * p.headDim + d] = y;
+  let rowAt = p.x0 + (s * (p.heads + 2u * p.kvHeads) + head) * p.headDim;
+  for (var d = lid; d < p.headDim; d += ${WORKGROUP}u) {
+    let x = qkv_at(rowAt + d);
+    var y = x;
+    if (head < p.heads + p.kvHeads) {
+      // half-split pairs (d, d + half): (a, b) -> (a cos - b sin, b cos + a sin)
+      let i = select(d - half, d, d < half);
+      let cs = cosT[pos * half + i];
+      let sn = sinT[pos * half + i];
+      if (d < half) { y = x * cs - qkv_at(rowAt + d + half) * sn; } else { y = x * cs + qkv_at(rowAt + d - half) * sn; }
+    }
+    if (head < p.heads) {
+      q[p.q0 + (s * p.heads + head) * p.headDim + d] = ${stored(o, 'y')};
+    } else if (head < p.heads + p.kvHeads) {
+      cacheK[p.c0 + (s * p.kvHeads + head - p.heads) * p.headDim + d] = y;
+    } else {
+      cacheV[p.c0 + (s * p.kvHeads + head - p.heads - p.kvHeads) * p.headDim + d] = y;
+    }
   }
 }`;
 }
@@ -173,26 +171,29 @@ export function ropeQkv<O extends OutDType = 'f32'>(
   const kvRow = kvHeads * headDim;
   const tensors = [qkv, tables.cos, tables.sin, q, cache.k, cache.v];
   const per = [width, 0, 0, heads * headDim, kvRow, kvRow];
+  const maxRows = device.caps.maxWorkgroupsPerDimension; // rows of a dispatch: its grid's second dim
   for (const run of runs(op, tensors, per, seq, [0, 0, 0, 0, start, start])) {
     const [x0, , , q0, c0] = run.bases as number[];
-    const n = run.count * width;
-    device.dispatch({
-      op,
-      key: `${op}:${qkv.dtype}:${o}`,
-      wgsl: () => kernel(qkv.dtype, o),
-      buffers: run.bindings,
-      uniforms: new Params()
-        .u32(n)
-        .u32(heads)
-        .u32(kvHeads)
-        .u32(headDim)
-        .u32(start + run.first)
-        .u32(x0!)
-        .u32(q0!)
-        .u32(c0!)
-        .data(),
-      workgroups: grid(Math.ceil(n / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
-    });
+    for (let r = 0; r < run.count; r += maxRows) {
+      const rows = Math.min(maxRows, run.count - r);
+      device.dispatch({
+        op,
+        key: `${op}:${qkv.dtype}:${o}`,
+        wgsl: () => kernel(qkv.dtype, o),
+        buffers: run.bindings,
+        uniforms: new Params()
+          .u32(rows)
+          .u32(heads)
+          .u32(kvHeads)
+          .u32(headDim)
+          .u32(start + run.first + r)
+          .u32(x0! + r * width)
+          .u32(q0! + r * heads * headDim)
+          .u32(c0! + r * kvRow)
+          .data(),
+        workgroups: [heads + 2 * kvHeads, rows],
+      });
+    }
   }
   return q;
 }

@@ -66,29 +66,31 @@ export function swigluPacked<S extends Shape, O extends OutDType = 'f32'>(
   const out = empty(shape, o, device);
   const rows = f === 0 ? 0 : out.numel / f;
   for (const run of runs(op, [x, out], [2 * f, f], rows)) {
-    const count = run.count * f;
     device.dispatch({
       op,
       key: `${op}:${x.dtype}:${o}`,
       wgsl: () => `${enableF16(o)}
 ${declare(0, 'x', x.dtype)}
 ${declareOut(1, 'out', o)}
-${params(2, { n: 'u32', f: 'u32', x0: 'u32', o0: 'u32' })}
+${params(2, { rows: 'u32', f: 'u32', x0: 'u32', o0: 'u32' })}
 ${loader('x', x.dtype)}
 fn sigmoid(v: f32) -> f32 { let e = exp(-abs(v)); return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0); }
+// One workgroup per row of the run (x0 and o0: where the run starts in the bindings), its invocations
+// striding along the row: no division per element, which costs a software driver a scalar division per lane.
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
-  let i = wg * ${WORKGROUP}u + lid; // within this run; x0 and o0: where the run starts in the bindings
-  if (i >= p.n) { return; }
-  let row = i / p.f;
-  let col = i % p.f;
-  let g = x_at(p.x0 + 2u * row * p.f + col);
-  out[p.o0 + i] = ${stored(o, 'g * sigmoid(g) * x_at(p.x0 + 2u * row * p.f + p.f + col)')};
+  if (wg >= p.rows) { return; }
+  let gate = p.x0 + 2u * wg * p.f;
+  let at = p.o0 + wg * p.f;
+  for (var col = lid; col < p.f; col += ${WORKGROUP}u) {
+    let g = x_at(gate + col);
+    out[at + col] = ${stored(o, 'g * sigmoid(g) * x_at(gate + p.f + col)')};
+  }
 }`,
       buffers: run.bindings,
-      uniforms: new Params().u32(count).u32(f).u32(run.bases[0]!).u32(run.bases[1]!).data(),
-      workgroups: grid(Math.ceil(count / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
+      uniforms: new Params().u32(run.count).u32(f).u32(run.bases[0]!).u32(run.bases[1]!).data(),
+      workgroups: grid(run.count, device.caps.maxWorkgroupsPerDimension),
     });
   }
   return out;
