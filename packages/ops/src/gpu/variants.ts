@@ -207,6 +207,15 @@ export function attentionKernel(caps: GpuCaps, headDim: number): AttentionKernel
   return caps.software && lanesAttentionFits(caps, headDim) ? 'lanes' : 'blocks';
 }
 
+/**
+ * Query rows per workgroup of the `lanes` attention kernel, for a run of `rows` query rows: 8 (each key and
+ * value row is loaded once for all 8), or 1 for a single row (decode). A 512-token prefill of the 1B shape on
+ * lavapipe: 55-57 ms with 8 rows, 62-74 with 4, 104-110 with 1.
+ */
+export function lanesAttentionRows(rows: number): number {
+  return rows > 1 ? 8 : 1;
+}
+
 /** Whether the `lanes` attention kernel can run: subgroups of at least 8, a head size a multiple of 32. */
 export function lanesAttentionFits(caps: GpuCaps, headDim: number): boolean {
   return caps.subgroups && caps.subgroupMinSize >= 8 && headDim % 32 === 0 && headDim <= 256;

@@ -1,9 +1,10 @@
 /**
  * The `lanes` attention kernel (see `AttentionKernel` in `gpu/variants.ts`): what software adapters run.
  *
- * One subgroup of 8 lanes per (query row, kv head g, block of T of g's query heads). Each lane owns Dh / 8
- * of the head dims (P vec4s), so loading a key or value row is one contiguous run across the lanes, and it
- * serves all T heads. Keys go 8 at a time: for each key, each head's partial dot product is summed over the
+ * One subgroup of 8 lanes per (R query rows, kv head g, block of T of g's query heads). Each lane owns
+ * Dh / 8 of the head dims (P vec4s), so loading a key or value row is one contiguous run across the lanes,
+ * and it serves all T heads of all R rows (`lanesAttentionRows`: a software driver pays a scalar load per
+ * lane and word, so every row that shares a load counts). Keys go 8 at a time: for each key, each head's partial dot product is summed over the
  * lanes (`subgroupAdd`) and lane jj keeps the score of key jj; one `exp` per lane then gives the 8
  * probabilities of the block (online softmax: a running max and sum per head, the accumulators rescaled
  * once per block), and each value row is added with its key's probability, handed to every lane by
@@ -12,6 +13,7 @@
  * @module
  */
 import type { BufferBinding, WebGpuDevice } from '../gpu/device.js';
+import { lanesAttentionRows } from '../gpu/variants.js';
 import { grid, type OutDType, Params } from '../op.js';
 import { enableF16, LINEAR_WORKGROUP, params } from '../wgsl.js';
 import type { AttentionDims, ResolvedAttentionOptions } from './attention.js';
@@ -33,11 +35,18 @@ export function lanesHeadsPerWorkgroup(group: number, P: number): number {
   return T;
 }
 
-/** The kernel for `P` vec4s of each head per lane and `T` query heads per workgroup. */
-function lanesWgsl(qType: OutDType, outType: OutDType, P: number, T: number): string {
+/**
+ * The kernel for `P` vec4s of each head per lane, `T` query heads and `R` query rows per workgroup (the
+ * rows share every key and value row loaded).
+ */
+function lanesWgsl(qType: OutDType, outType: OutDType, P: number, T: number, R: number): string {
   const heads = range(T);
   const cols = range(P);
-  const acc = (t: number, c: number) => `acc${t}_${c}`;
+  const rows = range(R);
+  const states = rows.flatMap((r) => heads.map((t) => `${r}_${t}`)); // one online softmax per (row, head)
+  const acc = (x: string, c: number) => `acc${x}_${c}`;
+  const rowOf = (x: string) => x.split('_')[0];
+  const headOf = (x: string) => x.split('_')[1];
   return `enable subgroups;
 ${enableF16(qType, outType)}
 @group(0) @binding(0) var<storage, read> q: array<vec4<${qType}>>;
@@ -45,45 +54,52 @@ ${enableF16(qType, outType)}
 @group(0) @binding(2) var<storage, read> v: array<vec4f>;
 @group(0) @binding(3) var<storage, read_write> out: array<vec4<${outType}>>;
 ${params(4, { rows: 'u32', heads: 'u32', group: 'u32', kvHeads: 'u32', offset: 'u32', length: 'u32', causal: 'u32', scale: 'f32', cols: 'u32', blocks: 'u32', row0: 'u32', q0: 'u32', o0: 'u32' })}
-// Workgroup (r, g, b): query row row0 + r (bound from q0 / o0, in vec4s), kv head g, query heads
-// g * group + b * ${T} + t for t < ${T}. Every branch below depends on the workgroup only (uniform), so the
-// subgroup operations run with all 8 lanes.
+// Workgroup (r, g, b): query rows row0 + ${R} r + i for i < ${R} (bound from q0 / o0, in vec4s; rows past the
+// run are computed on a clamped row and not stored), kv head g, query heads g * group + b * ${T} + t for
+// t < ${T}. Every branch below depends on the workgroup only (uniform), so the subgroup operations run
+// with all 8 lanes.
 @compute @workgroup_size(${LANES})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
-  if (wg >= p.rows * p.kvHeads * p.blocks) { return; }
   let b = wg % p.blocks;
   let g = (wg / p.blocks) % p.kvHeads;
-  let r = wg / (p.blocks * p.kvHeads);
+  let first = (wg / (p.blocks * p.kvHeads)) * ${R}u;
+  if (first >= p.rows) { return; }
   let h0 = g * p.group + b * ${T}u;
   let C = p.cols; // vec4s per head
-  let qAt = p.q0 + (r * p.heads + h0) * C + lid * ${P}u; // this lane's first vec4 of head h0
-  ${heads.flatMap((t) => cols.map((c) => `let q${t}_${c} = vec4f(q[qAt + ${t}u * C + ${c}u]) * p.scale;`)).join('\n  ')}
-  ${heads.flatMap((t) => [`var m${t} = ${NO_SCORE};`, `var l${t} = 0.0;`, ...cols.map((c) => `var ${acc(t, c)} = vec4f(0.0);`)]).join('\n  ')}
-  var limit = p.length;
-  if (p.causal != 0u) { limit = min(limit, p.offset + p.row0 + r + 1u); }
+  ${rows
+    .map(
+      (r) => `let row${r} = min(first + ${r}u, p.rows - 1u);
+  var limit${r} = p.length; // the keys row ${r} sees
+  if (p.causal != 0u) { limit${r} = min(limit${r}, p.offset + p.row0 + row${r} + 1u); }
+  let qAt${r} = p.q0 + (row${r} * p.heads + h0) * C + lid * ${P}u; // this lane's first vec4 of head h0`,
+    )
+    .join('\n  ')}
+  ${states.flatMap((x) => cols.map((c) => `let q${x}_${c} = vec4f(q[qAt${rowOf(x)} + ${headOf(x)}u * C + ${c}u]) * p.scale;`)).join('\n  ')}
+  ${states.flatMap((x) => [`var m${x} = ${NO_SCORE};`, `var l${x} = 0.0;`, ...cols.map((c) => `var ${acc(x, c)} = vec4f(0.0);`)]).join('\n  ')}
+  let limit = limit${R - 1}; // the last row's: the most keys
   let stride = p.kvHeads * C; // vec4s per key row
   let kvAt = g * C + lid * ${P}u;
   for (var j0 = 0u; j0 < limit; j0 += ${LANES}u) {
-    ${heads.map((t) => `var s${t} = ${NO_SCORE}; // lane jj: the score of key j0 + jj`).join('\n    ')}
+    ${states.map((x) => `var s${x} = ${NO_SCORE}; // lane jj: the score of key j0 + jj`).join('\n    ')}
     ${range(LANES)
       .map(
         (jj) => `if (j0 + ${jj}u < limit) {
       let at = (j0 + ${jj}u) * stride + kvAt;
       ${cols.map((c) => `let k${c} = k[at + ${c}u];`).join(' ')}
-      ${heads.map((t) => `s${t} = select(s${t}, subgroupAdd(${cols.map((c) => `dot(q${t}_${c}, k${c})`).join(' + ')}), lid == ${jj}u);`).join('\n      ')}
+      ${states.map((x) => `s${x} = select(s${x}, subgroupAdd(${cols.map((c) => `dot(q${x}_${c}, k${c})`).join(' + ')}), lid == ${jj}u && j0 + ${jj}u < limit${rowOf(x)});`).join('\n      ')}
     }`,
       )
       .join('\n    ')}
-    ${heads
+    ${states
       .map(
-        (t) => `{
-      let mNew = max(m${t}, subgroupMax(s${t}));
-      let alpha = exp(m${t} - mNew); // rescales what was summed under the old max
-      s${t} = exp(s${t} - mNew); // now the probability of this lane's key
-      l${t} = l${t} * alpha + subgroupAdd(s${t});
-      m${t} = mNew;
-      ${cols.map((c) => `${acc(t, c)} *= alpha;`).join(' ')}
+        (x) => `{
+      let mNew = max(m${x}, subgroupMax(s${x}));
+      let alpha = exp(m${x} - mNew); // rescales what was summed under the old max
+      s${x} = exp(s${x} - mNew); // now the probability of this lane's key (0 past the row's keys)
+      l${x} = l${x} * alpha + subgroupAdd(s${x});
+      m${x} = mNew;
+      ${cols.map((c) => `${acc(x, c)} *= alpha;`).join(' ')}
     }`,
       )
       .join('\n    ')}
@@ -92,18 +108,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
         (jj) => `if (j0 + ${jj}u < limit) {
       let at = (j0 + ${jj}u) * stride + kvAt;
       ${cols.map((c) => `let v${c} = v[at + ${c}u];`).join(' ')}
-      ${heads.map((t) => `{ let pj = subgroupBroadcast(s${t}, ${jj}u); ${cols.map((c) => `${acc(t, c)} += pj * v${c};`).join(' ')} }`).join('\n      ')}
+      ${states.map((x) => `{ let pj = subgroupBroadcast(s${x}, ${jj}u); ${cols.map((c) => `${acc(x, c)} += pj * v${c};`).join(' ')} }`).join('\n      ')}
     }`,
       )
       .join('\n    ')}
   }
-  let oAt = p.o0 + (r * p.heads + h0) * C + lid * ${P}u;
-  ${heads
-    .flatMap((t) =>
-      cols.map(
-        (c) =>
-          `out[oAt + ${t}u * C + ${c}u] = vec4<${outType}>(select(vec4f(0.0), ${acc(t, c)} / l${t}, l${t} > 0.0));`,
-      ),
+  ${rows
+    .map(
+      (r) => `if (first + ${r}u < p.rows) {
+    let oAt = p.o0 + (row${r} * p.heads + h0) * C + lid * ${P}u;
+    ${heads
+      .flatMap((t) =>
+        cols.map(
+          (c) =>
+            `out[oAt + ${t}u * C + ${c}u] = vec4<${outType}>(select(vec4f(0.0), ${acc(`${r}_${t}`, c)} / l${r}_${t}, l${r}_${t} > 0.0));`,
+        ),
+      )
+      .join('\n    ')}
+  }`,
     )
     .join('\n  ')}
 }`;
@@ -138,10 +160,11 @@ export function recordLanesAttention(
   const group = heads / kvHeads;
   const T = lanesHeadsPerWorkgroup(group, P);
   const blocks = group / T;
+  const R = lanesAttentionRows(run.count);
   device.dispatch({
     op: 'attention',
-    key: `attention-lanes:${types.q}:${types.out}:${P}:${T}`,
-    wgsl: () => lanesWgsl(types.q, types.out, P, T),
+    key: `attention-lanes:${types.q}:${types.out}:${P}:${T}:${R}`,
+    wgsl: () => lanesWgsl(types.q, types.out, P, T, R),
     buffers: [run.q, run.k, run.v, run.out],
     uniforms: new Params()
       .u32(run.count)
@@ -158,6 +181,6 @@ export function recordLanesAttention(
       .u32(run.q0)
       .u32(run.o0)
       .data(),
-    workgroups: grid(run.count * kvHeads * blocks, device.caps.maxWorkgroupsPerDimension),
+    workgroups: grid(Math.ceil(run.count / R) * kvHeads * blocks, device.caps.maxWorkgroupsPerDimension),
   });
 }
