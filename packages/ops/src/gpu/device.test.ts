@@ -2,7 +2,7 @@ import { empty, tensor } from '@proj/core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { add } from '../ops/binary.js';
 import { testDevice } from '../testing.js';
-import type { WebGpuDevice } from './device.js';
+import type { GpuStorage, WebGpuDevice } from './device.js';
 import { DeviceLostError, GpuOpError } from './errors.js';
 
 describe('WebGpuDevice', () => {
@@ -35,6 +35,42 @@ describe('WebGpuDevice', () => {
     const created = gpu.memory.created;
     for (let i = 0; i < 5; i++) await run();
     expect(gpu.memory.created).toBe(created);
+  });
+
+  it('reuses a buffer freed while a batch is recorded in the same batch', async ({ skip }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const one = tensor(new Float32Array(1000).fill(1), [1000], { device: gpu });
+    let x = add(one, one);
+    await x.toArray(); // the pool now has what the steps below need, except one more buffer
+    const created = gpu.memory.created;
+    const submits = gpu.stats.submits;
+    for (let i = 0; i < 50; i++) {
+      const y = add(x, one);
+      x.dispose(); // freed while the batch is open: the next add may write into it
+      x = y;
+    }
+    expect((await x.toArray())[999]).toBe(52);
+    expect(gpu.memory.created - created).toBeLessThanOrEqual(1); // not one per step
+    expect(gpu.stats.submits - submits).toBe(1);
+  });
+
+  it('an upload into a buffer freed in the open batch waits for the batch (which still reads it)', async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const a = tensor([1, 2, 3, 4], [4], { device: gpu });
+    const doubled = add(a, a); // recorded, not submitted: reads a's buffer
+    const buffer = (a.storage as GpuStorage).buffer;
+    a.dispose();
+    const c = tensor([100, 200, 300, 400], [4], { device: gpu }); // the same size class: a's buffer
+    expect((c.storage as GpuStorage).buffer).toBe(buffer);
+    expect([...(await doubled.toArray())]).toEqual([2, 4, 6, 8]);
+    expect([...(await c.toArray())]).toEqual([100, 200, 300, 400]);
+    // The same for a write into a live tensor that a recorded kernel reads.
+    const tripled = add(add(c, c), c);
+    gpu.write(c.storage, 0, new Uint8Array(new Float32Array([0, 0, 0, 0]).buffer));
+    expect([...(await tripled.toArray())]).toEqual([300, 600, 900, 1200]);
+    expect([...(await c.toArray())]).toEqual([0, 0, 0, 0]);
   });
 
   it('reports a shader error with the op name when the result is read', async ({ skip }) => {

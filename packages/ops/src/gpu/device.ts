@@ -88,7 +88,7 @@ export class GpuStorage implements Storage {
      */
     readonly packing?: RowPacking,
   ) {}
-  /** Returns the buffer to the device's pool (after the work queued so far). */
+  /** Returns the buffer to the device's pool; ops recorded after this may reuse it (see `retire`). */
   free(): void {
     if (this.#freed) return;
     this.#freed = true;
@@ -114,7 +114,6 @@ export class WebGpuDevice implements Device {
   #encoder: GPUCommandEncoder | undefined;
   #pass: GPUComputePassEncoder | undefined;
   #dispatchesInBatch = 0;
-  #retired: GPUBuffer[] = [];
   #uniformData = new Uint8Array(UNIFORM_ARENA_BYTES);
   #uniformUsed = 0;
   #uniformBuffer: GPUBuffer | undefined;
@@ -278,6 +277,10 @@ export class WebGpuDevice implements Device {
 
   #writeBytes(target: GpuStorage, limit: number, byteOffset: number, bytes: Uint8Array): void {
     this.#checkWrite(target, limit, byteOffset, bytes.byteLength);
+    // queue.writeBuffer runs when it is called, before the batch being recorded: submit the batch first, so
+    // that a kernel recorded earlier still reads what it would have read (the buffer may be a tensor the
+    // batch reads, or one freed in the batch and handed out again).
+    this.flush();
     // writeBuffer needs sizes in whole words: write the aligned part, then the tail padded to a word.
     const aligned = bytes.byteLength - (bytes.byteLength % 4);
     const staged =
@@ -339,10 +342,15 @@ export class WebGpuDevice implements Device {
     return created;
   }
 
-  /** @internal Called when storage is freed: the buffer returns to the pool after the pending batch. */
+  /**
+   * @internal Called when storage is freed: the buffer returns to the pool at once, so that the next op
+   * recorded can reuse it (a forward pass's intermediates take the memory of one layer, not of all of them).
+   * WebGPU runs a batch's kernels and copies in order, so a later one that writes the buffer runs after the
+   * earlier ones that read it; uploads, which do not run in that order, submit the batch first
+   * (#writeBytes).
+   */
   retire(buffer: GPUBuffer): void {
     if (!this.#release) buffer.destroy();
-    else if (this.#encoder) this.#retired.push(buffer);
     else this.#pool.release(buffer);
   }
 
@@ -626,8 +634,6 @@ export class WebGpuDevice implements Device {
     if (uniforms) this.#freeUniformBuffers.push(uniforms);
     this.#uniformBuffer = undefined;
     this.#uniformUsed = 0;
-    for (const b of this.#retired) this.#pool.release(b);
-    this.#retired = [];
   }
 
   /** Frees pooled buffers that no tensor uses. */
