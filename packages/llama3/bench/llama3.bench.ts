@@ -79,11 +79,15 @@ interface ModelCase {
 async function benchModel(c: ModelCase): Promise<BenchResult[]> {
   const key = `${c.name}.${c.device.kind}`;
   const out: BenchResult[] = [];
-  let peakRss = process.memoryUsage().rss;
-  const baseRss = peakRss;
+  // The largest rise of the resident size during the load, from the lowest point before it: memory that
+  // earlier work frees meanwhile (a destroyed device's buffers, collected garbage) must not hide growth.
+  let lowest = process.memoryUsage().rss;
+  let growth = 0;
   const liveBefore = c.device.kind === 'webgpu' ? (c.device as WebGpuDevice).memory.liveBytes : 0;
   const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    const rss = process.memoryUsage().rss;
+    lowest = Math.min(lowest, rss);
+    growth = Math.max(growth, rss - lowest);
   }, 20);
   let time: LoadTime | undefined;
   const t0 = performance.now();
@@ -122,7 +126,7 @@ async function benchModel(c: ModelCase): Promise<BenchResult[]> {
   const deviceBytes = gpu?.caps.software ? gpu.memory.liveBytes - liveBefore : 0;
   out.push({
     name: `load.${key}.peak_host_mb`,
-    value: (peakRss - baseRss - deviceBytes) / 2 ** 20,
+    value: (growth - deviceBytes) / 2 ** 20,
     unit: 'MiB',
     info: gpu?.caps.software
       ? 'RSS growth during load, less the device memory it allocated (host memory on a software adapter)'
