@@ -145,22 +145,16 @@ async function benchModel(c: ModelCase): Promise<BenchResult[]> {
         cache.dispose();
         return ms;
       };
-      // The first prompt of a length also compiles kernels and takes its buffers from new memory (slow on a
+      // The first prompt of a length also compiles kernels and may take buffers from new memory (slow on a
       // virtual machine); the second shows the steady rate.
-      const first = await prefillMs();
-      out.push({
-        name: `prefill.${key}.p${n}.tok_s`,
-        value: (n / first) * 1000,
-        unit: 'tok/s',
-        info: 'the first prompt of this length: kernels compiled and buffers newly allocated',
-      });
-      const warm = await prefillMs();
-      out.push({
-        name: `prefill.${key}.p${n}.warm_tok_s`,
-        value: (n / warm) * 1000,
-        unit: 'tok/s',
-        info: 'the same prompt again: kernels compiled, buffers from the pool',
-      });
+      const runs = [
+        ['tok_s', 'the first prompt of this length: kernels compiled, buffers possibly new'],
+        ['warm_tok_s', 'the same prompt again: kernels compiled, buffers from the pool'],
+      ];
+      for (const [figure, info] of runs) {
+        const ms = await prefillMs();
+        out.push({ name: `prefill.${key}.p${n}.${figure}`, value: (n / ms) * 1000, unit: 'tok/s', info });
+      }
     }
     const prompt = [1, 2, 3, 4, 5, 6, 7, 8];
     const times: number[] = [];
