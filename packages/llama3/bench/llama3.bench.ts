@@ -5,6 +5,7 @@
  * devices and, unless `quick`, a Llama-3.2-1B-shaped checkpoint with random weights.
  * @module
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -40,6 +41,46 @@ async function timeFileRead(path: string): Promise<number> {
     await file.close();
   }
   return performance.now() - t0;
+}
+
+/**
+ * Drops `path` from the operating system's page cache, so that the next read comes from the disk: GNU
+ * `dd` with `iflag=nocache count=0` asks the kernel to discard the file's cached pages (no privileges
+ * needed). False where that is not available (not Linux, no GNU dd).
+ */
+function dropFromPageCache(path: string): boolean {
+  if (process.platform !== 'linux') return false;
+  return spawnSync('dd', [`if=${path}`, 'iflag=nocache', 'count=0'], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * `load.<key>.cold_ms`: a load with the checkpoint first dropped from the page cache (as after a reboot),
+ * against reading the dropped file: the time it takes to read the file from the disk itself. `load.<key>.ms`
+ * compares a load with a warm page cache against a warm read, which is stricter.
+ */
+async function coldLoad(c: ModelCase, key: string): Promise<BenchResult[]> {
+  const file = join(c.dir, 'model.safetensors');
+  if (!existsSync(file) || !dropFromPageCache(file)) {
+    log(`${key}: cannot drop the checkpoint from the page cache here, so no cold-load figure`);
+    return [];
+  }
+  const readMs = await timeFileRead(file);
+  dropFromPageCache(file);
+  const t0 = performance.now();
+  const model = await loadLlama(c.dir, { device: c.device, onWarning: () => {} });
+  if (c.device.kind !== 'cpu') await (c.device as WebGpuDevice).sync();
+  const ms = performance.now() - t0;
+  model.dispose();
+  return [
+    {
+      name: `load.${key}.cold_ms`,
+      value: ms,
+      unit: 'ms',
+      baseline: readMs,
+      ratio: ms / readMs,
+      info: 'the checkpoint dropped from the page cache first; baseline: reading the dropped file from disk',
+    },
+  ];
 }
 
 /**
@@ -195,6 +236,7 @@ async function benchModel(c: ModelCase): Promise<BenchResult[]> {
   } finally {
     model.dispose();
   }
+  out.push(...(await coldLoad(c, key)));
   if (gpu) {
     // After the model is freed, so the fill gets memory the load already used: on a VM whose memory has
     // not been touched since boot, first use costs several times more (measured here: 6.4 s for 2.2 GB
