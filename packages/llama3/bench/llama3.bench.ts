@@ -66,6 +66,8 @@ async function coldLoad(c: ModelCase, key: string): Promise<BenchResult[]> {
   }
   const readMs = await timeFileRead(file);
   dropFromPageCache(file);
+  // New device buffers, as in a first load: pooled ones from the first load would skip the cost of new memory.
+  if (c.device.kind !== 'cpu') (c.device as WebGpuDevice).trim();
   const t0 = performance.now();
   const model = await loadLlama(c.dir, { device: c.device, onWarning: () => {} });
   if (c.device.kind !== 'cpu') await (c.device as WebGpuDevice).sync();

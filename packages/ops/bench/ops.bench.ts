@@ -124,6 +124,10 @@ async function gemvResults(device: WebGpuDevice, quick: boolean, probe: number):
       for (const w of ws) linearWith(x, w, {}).dispose();
     };
     const ms = await perOpMs(device, copies, run, quick ? 3 : 7);
+    // With timestamps, wall clock too: the difference is what each GEMV costs outside its kernel.
+    const wallMs = device.caps.timestamps
+      ? (await medianMs(device, run, quick ? 3 : 7, { gpuOnly: true })) / copies
+      : ms;
     const gbs = bytes / ms / 1e6;
     results.push({
       name: `ops.gemv.${n}x${k}.gb_s`,
@@ -131,7 +135,7 @@ async function gemvResults(device: WebGpuDevice, quick: boolean, probe: number):
       unit: 'GB/s',
       baseline: probe,
       ratio: gbs / probe,
-      info: `M = 1, bf16 W [${n}, ${k}] ${layout}, ${ms.toFixed(3)} ms; variant ${JSON.stringify(variant)}; baseline: the read probe`,
+      info: `M = 1, bf16 W [${n}, ${k}] ${layout}, ${ms.toFixed(3)} ms by ${kernelTiming(device)} (${wallMs.toFixed(3)} ms by wall clock, ${copies} per submit); variant ${JSON.stringify(variant)}; baseline: the read probe`,
     });
     for (const t of [x, ...ws]) t.dispose();
   }
