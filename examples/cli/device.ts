@@ -36,7 +36,8 @@ export async function openDevice(
   if (choice === 'cpu') return { device: cpu, name: 'cpu', close: () => {} };
   let gpu: WebGpuDevice;
   try {
-    gpu = await createWebGpuDevice();
+    // These programs exist to run the model: on a software adapter their thread yields to the driver's.
+    gpu = await createWebGpuDevice({ lowerHostPriority: true });
   } catch (error) {
     if (choice === 'auto' && error instanceof NoAdapterError) {
       note(
