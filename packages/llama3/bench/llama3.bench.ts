@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpu, type Device, empty, Rng, type Tensor } from '@proj/core';
 import { generate, LLAMA32_1B, type Llama, type LoadTime, loadLlama, Sampler } from '@proj/llama3';
-import { createWebGpuDevice, type WebGpuDevice, writable, writeRows } from '@proj/ops';
+import { argmax, createWebGpuDevice, type WebGpuDevice, writable, writeRows } from '@proj/ops';
 import type { BenchResult, BenchSuite } from '../../../bench/types.js';
 import { probeReadBandwidth } from '../../ops/bench/probe.js';
 import { syntheticCheckpoint } from './synthetic-checkpoint.js';
@@ -234,6 +234,7 @@ async function benchModel(c: ModelCase): Promise<BenchResult[]> {
         unit: 'count',
       });
     }
+    if (gpu) out.push(await recordTime(gpu, model, key));
     if (gpu?.caps.timestamps) out.push(...(await kernelTimes(gpu, model, prompt, key)));
   } finally {
     model.dispose();
@@ -295,6 +296,40 @@ function benchSampler(): BenchResult[] {
  * (the rest is per-dispatch cost and idle time between kernels). Counted like the dispatches: over the
  * whole generation, the prompt's forward included.
  */
+/**
+ * `decode.<key>.record_ms`: the host's time to record one decode step (its forward pass and argmax,
+ * encoded, not waited for), with the device idle meanwhile. Greedy decoding records step t + 1 while the
+ * device runs step t, so no step can take less than this: on a fast GPU it can be what limits decode.
+ */
+async function recordTime(gpu: WebGpuDevice, model: Llama, key: string): Promise<BenchResult> {
+  const steps = 16;
+  const cache = model.createCache(steps + 1);
+  let best = argmax(model.forward([1], cache)) as Tensor<readonly [number], 'i32'>;
+  const times: number[] = [];
+  const dispatches = gpu.stats.dispatches;
+  for (let i = 0; i < steps; i++) {
+    await gpu.sync();
+    const t0 = performance.now();
+    const logits = model.forward(best, cache);
+    const next = argmax(logits) as Tensor<readonly [number], 'i32'>;
+    times.push(performance.now() - t0);
+    logits.dispose();
+    best.dispose();
+    best = next;
+  }
+  const perStep = (gpu.stats.dispatches - dispatches) / steps;
+  await gpu.sync();
+  best.dispose();
+  cache.dispose();
+  const ms = times.sort((a, b) => a - b)[steps >> 1]!;
+  return {
+    name: `decode.${key}.record_ms`,
+    value: ms,
+    unit: 'ms',
+    info: `JavaScript and WebGPU calls to record one step of ${perStep} dispatches (median of ${steps}): ${((1000 * ms) / perStep).toFixed(1)} us per dispatch`,
+  };
+}
+
 async function kernelTimes(gpu: WebGpuDevice, model: Llama, prompt: number[], key: string) {
   const tokens = 8;
   gpu.startProfile();
