@@ -291,12 +291,6 @@ function benchSampler(): BenchResult[] {
 }
 
 /**
- * Where a decode step's GPU time goes: a short greedy generation under the profiler (`startProfile`), as
- * GPU milliseconds per token for each op and in all, and that total as a fraction of the step's wall time
- * (the rest is per-dispatch cost and idle time between kernels). Counted like the dispatches: over the
- * whole generation, the prompt's forward included.
- */
-/**
  * `decode.<key>.record_ms`: the host's time to record one decode step (its forward pass and argmax,
  * encoded, not waited for), with the device idle meanwhile. Greedy decoding records step t + 1 while the
  * device runs step t, so no step can take less than this: on a fast GPU it can be what limits decode.
@@ -304,7 +298,9 @@ function benchSampler(): BenchResult[] {
 async function recordTime(gpu: WebGpuDevice, model: Llama, key: string): Promise<BenchResult> {
   const steps = 16;
   const cache = model.createCache(steps + 1);
-  let best = argmax(model.forward([1], cache)) as Tensor<readonly [number], 'i32'>;
+  const first = model.forward([1], cache);
+  let best = argmax(first) as Tensor<readonly [number], 'i32'>;
+  first.dispose();
   const times: number[] = [];
   const dispatches = gpu.stats.dispatches;
   for (let i = 0; i < steps; i++) {
@@ -330,6 +326,12 @@ async function recordTime(gpu: WebGpuDevice, model: Llama, key: string): Promise
   };
 }
 
+/**
+ * Where a decode step's GPU time goes: a short greedy generation under the profiler (`startProfile`), as
+ * GPU milliseconds per token for each op and in all, and that total as a fraction of the step's wall time
+ * (the rest is per-dispatch cost and idle time between kernels). Counted like the dispatches: over the
+ * whole generation, the prompt's forward included.
+ */
 async function kernelTimes(gpu: WebGpuDevice, model: Llama, prompt: number[], key: string) {
   const tokens = 8;
   gpu.startProfile();
