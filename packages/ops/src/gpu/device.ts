@@ -63,7 +63,7 @@ export interface WebGpuDeviceOptions {
    * On a software adapter in Node on Linux, lower the calling thread's scheduling priority to the lowest
    * (nice 19) once the device exists (default false). A software driver runs every kernel on its own
    * worker threads, one per core, and splits each dispatch between them in equal shares up front; the
-   * thread that records ops and polls for results then preempts one of them whenever it wakes, and the
+   * thread that records ops and polls for results can preempt one of them whenever it wakes, and the
    * whole dispatch waits for that share. At the lowest priority it runs only where a core is free: on 2
    * cores with lavapipe, 1B-shape decode ran 5-7% faster. The change is for good (raising a priority needs
    * privileges) and covers the thread's other work too, and driver threads started later (another
