@@ -11,11 +11,16 @@ const LOWEST = 19;
  * Lowers the calling thread's scheduling priority to the lowest (nice 19), for good: raising it again needs
  * privileges. Linux only, where `setpriority` applies to the calling thread alone and the driver's worker
  * threads, started before, keep theirs; elsewhere it would lower the whole process, which gains nothing,
- * so there it does nothing. Returns whether it lowered it.
+ * so there it does nothing. Returns whether it lowered it (a sandbox that forbids the call leaves the
+ * priority as it was: the device works the same, only slower).
  */
 export async function lowerCallingThreadPriority(): Promise<boolean> {
   if (globalThis.process?.platform !== 'linux') return false;
   const { setPriority } = await import('node:os');
-  setPriority(LOWEST);
-  return true;
+  try {
+    setPriority(LOWEST);
+    return true;
+  } catch {
+    return false;
+  }
 }
