@@ -14,7 +14,7 @@ import { cpu, type Device, empty, Rng, type Tensor } from '@proj/core';
 import { generate, LLAMA32_1B, type Llama, type LoadTime, loadLlama, Sampler } from '@proj/llama3';
 import { argmax, createWebGpuDevice, type WebGpuDevice, writable, writeRows } from '@proj/ops';
 import type { BenchResult, BenchSuite } from '../../../bench/types.js';
-import { probeReadBandwidth } from '../../ops/bench/probe.js';
+import { median, probeReadBandwidth } from '../../ops/bench/probe.js';
 import { syntheticCheckpoint } from './synthetic-checkpoint.js';
 
 const log = (line: string) => process.stderr.write(`  llama3: ${line}\n`);
@@ -266,14 +266,14 @@ function benchSampler(): BenchResult[] {
   const vocab = LLAMA32_1B.vocabSize;
   const logits = Float32Array.from({ length: vocab }, () => 3 * rng.normal());
   for (let i = 0; i < 20; i++) logits[(i * 7919) % vocab] = 15 - 0.3 * i;
-  const medianMs = (run: () => void) => {
-    const times = Array.from({ length: 21 }, () => {
-      const t0 = performance.now();
-      run();
-      return performance.now() - t0;
-    }).sort((a, b) => a - b);
-    return times[10]!;
-  };
+  const medianMs = (run: () => void) =>
+    median(
+      Array.from({ length: 21 }, () => {
+        const t0 = performance.now();
+        run();
+        return performance.now() - t0;
+      }),
+    );
   const sampler = new Sampler();
   const ours = medianMs(() => sampler.sample(logits));
   const probs = Float64Array.from(logits, (x) => Math.exp((x - 15) / 0.6));
@@ -317,7 +317,7 @@ async function recordTime(gpu: WebGpuDevice, model: Llama, key: string): Promise
   await gpu.sync();
   best.dispose();
   cache.dispose();
-  const ms = times.sort((a, b) => a - b)[steps >> 1]!;
+  const ms = median(times);
   return {
     name: `decode.${key}.record_ms`,
     value: ms,

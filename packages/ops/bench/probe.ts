@@ -103,7 +103,9 @@ export async function probeReadBandwidth(
   return best!;
 }
 
-const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+/** The median of `values` (sorted in place). */
+export const median = (values: number[]): number =>
+  values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /**
  * The median GPU time in ms of the work `run()` records, over `reps` repetitions after a warm-up. Where the
