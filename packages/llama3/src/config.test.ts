@@ -32,6 +32,8 @@ describe('config', () => {
   });
   it('rejects bad configs with the field name', () => {
     expect(() => configFromHf({ hidden_size: '64' })).toThrow("'hidden_size' must be a number");
+    expect(() => configFromHf([1, 2])).toThrow('config.json must be a JSON object, got [1,2]');
+    expect(() => configFromMetaParams('dim')).toThrow('params.json must be a JSON object, got "dim"');
     expect(() =>
       configFromHf({
         hidden_size: 64,

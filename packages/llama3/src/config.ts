@@ -54,6 +54,13 @@ function field<T>(json: Record<string, unknown>, key: string, type: 'number' | '
   return value as T;
 }
 
+/** `json` as an object, or an error naming `file` (parsed JSON is `unknown` until checked). */
+function jsonObject(json: unknown, file: string): Record<string, unknown> {
+  if (json === null || typeof json !== 'object' || Array.isArray(json))
+    throw new Error(`config: ${file} must be a JSON object, got ${JSON.stringify(json)}`);
+  return json as Record<string, unknown>;
+}
+
 function ids(value: unknown): number[] {
   if (value === undefined || value === null) return [];
   const list = Array.isArray(value) ? value : [value];
@@ -100,14 +107,14 @@ function validate(config: LlamaConfig): LlamaConfig {
 }
 
 /**
- * Reads a Hugging Face `config.json` (LlamaForCausalLM); `generation` is the optional
+ * Reads a Hugging Face `config.json` (LlamaForCausalLM), as parsed JSON; `generationConfig` is the optional
  * `generation_config.json`, whose `eos_token_id` list (Llama 3 instruct: `<|end_of_text|>`, `<|eom_id|>`,
  * `<|eot_id|>`) takes precedence.
  */
-export function configFromHf(
-  json: Record<string, unknown>,
-  generation?: Record<string, unknown>,
-): LlamaConfig {
+export function configFromHf(config: unknown, generationConfig?: unknown): LlamaConfig {
+  const json = jsonObject(config, 'config.json');
+  const generation =
+    generationConfig === undefined ? undefined : jsonObject(generationConfig, 'generation_config.json');
   const hiddenSize = field<number>(json, 'hidden_size', 'number');
   const heads = field<number>(json, 'num_attention_heads', 'number');
   const eos = ids(generation?.eos_token_id ?? json.eos_token_id);
@@ -144,10 +151,8 @@ export function metaFfnDim(dim: number, multipleOf: number, ffnDimMultiplier: nu
  * code hard-codes factor 8, which is wrong for Llama 3.2 1B/3B (32): pass `ropeScaling` to override
  * (for example from an HF `config.json` next to it); otherwise factor 8 with Meta's other constants.
  */
-export function configFromMetaParams(
-  params: Record<string, unknown>,
-  overrides: Partial<LlamaConfig> = {},
-): LlamaConfig {
+export function configFromMetaParams(json: unknown, overrides: Partial<LlamaConfig> = {}): LlamaConfig {
+  const params = jsonObject(json, 'params.json');
   const dim = field<number>(params, 'dim', 'number');
   const heads = field<number>(params, 'n_heads', 'number');
   const multiplier =

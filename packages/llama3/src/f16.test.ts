@@ -9,7 +9,7 @@ import type { WebGpuDevice } from '@proj/ops';
 import { testDevice } from '@proj/ops/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWithShared, fixture } from '../../../test-support/fixtures.js';
-import { loadLlama } from './checkpoint/load.js';
+import { loadLlama } from './checkpoint/load-dir.js';
 
 const MODELS = ['tiny-llama3-gqa', 'tiny-llama32-tied', 'stories260K'];
 

@@ -7,7 +7,7 @@ import type { WebGpuDevice } from '@proj/ops';
 import { maxAbsDiff, testDevice } from '@proj/ops/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWithShared, fixture } from '../../../test-support/fixtures.js';
-import { loadLlama } from './checkpoint/load.js';
+import { loadLlama } from './checkpoint/load-dir.js';
 import { verifyModel } from './verify.js';
 
 const MODELS = [

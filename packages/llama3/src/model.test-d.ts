@@ -3,7 +3,7 @@
 import { type Tensor, zeros } from '@proj/core';
 import { linear, matmul } from '@proj/ops';
 import { describe, expectTypeOf, it } from 'vitest';
-import { loadLlama } from './checkpoint/load.js';
+import { loadLlama } from './checkpoint/load-dir.js';
 import type { LlamaConfig } from './config.js';
 import type { Llama } from './model.js';
 import { LLAMA32_1B } from './presets.js';

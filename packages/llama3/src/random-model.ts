@@ -5,10 +5,7 @@
  * random text.
  * @module
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { cpu, cpuData, type Device, type DType, randn, type Tensor } from '@proj/core';
-import { writeSafetensorsFile } from '@proj/core/node';
 import type { LlamaConfig } from './config.js';
 import { Llama, type LlamaOptions } from './model.js';
 import { expectedHfTensors, WeightAssembler } from './weights.js';
@@ -98,22 +95,4 @@ export function hfConfigJson(config: LlamaConfig): Record<string, unknown> {
     eos_token_id: config.eosTokenIds.length === 1 ? config.eosTokenIds[0] : config.eosTokenIds,
     torch_dtype: 'bfloat16',
   };
-}
-
-/**
- * Writes a checkpoint directory in the HF layout (`config.json` + `model.safetensors`) from HF-named
- * tensors; `tensors` defaults to seeded random weights. Returns `dir`.
- */
-export async function writeHfCheckpoint(
-  dir: string,
-  config: LlamaConfig,
-  tensors: Map<string, Tensor> = randomHfTensors(config),
-): Promise<string> {
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'config.json'), `${JSON.stringify(hfConfigJson(config), null, 2)}\n`);
-  const entries = await Promise.all(
-    [...tensors].map(async ([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: await t.bytes() })),
-  );
-  await writeSafetensorsFile(join(dir, 'model.safetensors'), entries);
-  return dir;
 }

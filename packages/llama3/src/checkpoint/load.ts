@@ -16,8 +16,7 @@ import {
   WeightAssembler,
   type WeightSlot,
 } from '../weights.js';
-import { type CheckpointLayout, detectLayout } from './layout.js';
-import { openPthSource, openSafetensorsSource, type TensorSource } from './source.js';
+import type { TensorSource } from './source.js';
 
 /** Progress of a load, reported after each tensor. */
 export interface LoadProgress {
@@ -49,7 +48,13 @@ export interface LoadTime {
   fillMs: number;
 }
 
-/** Options of {@link loadLlama}. */
+/**
+ * How a checkpoint names and orders its tensors: `'hf'` (Hugging Face names, RoPE in half-split order) or
+ * `'meta'` (Meta's names, RoPE in interleaved pairs, which the loader reorders).
+ */
+export type CheckpointFormat = 'hf' | 'meta';
+
+/** Options of {@link loadLlama} and {@link loadLlamaFrom}. */
 export interface LoadOptions {
   /** Where the weights go (default: the CPU device). */
   device?: Device;
@@ -88,7 +93,7 @@ export interface PlannedTensor {
 /** Checks the whole checkpoint against the config before any tensor data is read. */
 export function planLoad(
   config: LlamaConfig,
-  format: 'hf' | 'meta',
+  format: CheckpointFormat,
   source: TensorSource,
   options: LoadOptions = {},
 ): PlannedTensor[] {
@@ -171,13 +176,13 @@ function chunkStep(p: PlannedTensor, chunkBytes: number): number {
 }
 
 async function loadTensors(
-  layout: CheckpointLayout,
+  config: LlamaConfig,
+  format: CheckpointFormat,
   source: TensorSource,
   options: LoadOptions,
 ): Promise<LlamaWeights> {
-  const { config } = layout;
   const device = options.device ?? cpu;
-  const plan = planLoad(config, layout.format, source, options);
+  const plan = planLoad(config, format, source, options);
   const totalBytes = plan.reduce((s, p) => s + p.byteLength, 0);
   const weights = new WeightAssembler(config, device);
   const chunkBytes = Math.max(4, Math.floor((options.chunkBytes ?? DEFAULT_CHUNK_BYTES) / 4) * 4);
@@ -205,7 +210,7 @@ async function loadTensors(
       const { weight, firstRow } = weights.place(p.slot, p.dtype);
       const { role, shape } = p.slot;
       const rowBytes = (shape[1] ?? 1) * DTYPE_BYTES[p.dtype];
-      if (layout.format === 'meta' && (role === 'wq' || role === 'wk')) {
+      if (format === 'meta' && (role === 'wq' || role === 'wk')) {
         // The permutation moves whole rows within each head: done on the whole tensor (a small one).
         const heads = role === 'wq' ? config.heads : config.kvHeads;
         const halfSplit = interleavedToHalfSplit(
@@ -272,37 +277,37 @@ function checkPreset(config: LlamaConfig, preset: LlamaConfig): void {
 }
 
 /**
- * Loads a Llama 3 / 3.1 / 3.2 checkpoint directory (HF safetensors, single or sharded, or Meta's
- * `params.json` + `consolidated.00.pth`) onto a device. `compute: 'f16'` runs the activations in f16 (see
- * {@link LlamaOptions.compute}).
+ * Loads a Llama 3 / 3.1 / 3.2 model from any {@link TensorSource} and its config: the loader behind
+ * `loadLlama(dir)`, and the one a browser uses, where there is no directory (safetensors read over HTTP
+ * with `openHttpSource`, see `safetensorsSource`). `format` says how the tensors are named (default
+ * `'hf'`). The source stays open: closing it is the caller's. Checks every tensor against the config before
+ * reading any, and leaves nothing on the device if a read fails.
  *
  * @example
  * ```ts
- * // doc-example: no-run (needs a downloaded checkpoint)
- * import { loadLlama } from '@proj/llama3';
- * const model = await loadLlama('./Llama-3.2-1B', { onProgress: (p) => console.log(p.tensor) });
- * console.log(model.config.layers); // 16
+ * import { memorySource, SafetensorsFile, serializeSafetensors } from '@proj/core';
+ * import { LLAMA32_1B, loadLlamaFrom, randomHfTensors, safetensorsSource } from '@proj/llama3';
+ * const config = { ...LLAMA32_1B, hiddenSize: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediateSize: 128, vocabSize: 256 };
+ * // A checkpoint in memory here; in a browser, `await openHttpSource(url)` in place of memorySource.
+ * const tensors = [...randomHfTensors(config)];
+ * const entries = await Promise.all(
+ *   tensors.map(async ([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: await t.bytes() })),
+ * );
+ * const file = await SafetensorsFile.open(memorySource(serializeSafetensors(entries)));
+ * const model = await loadLlamaFrom(safetensorsSource(file), config);
+ * console.log(model.config.layers); // 2
  * model.dispose();
  * ```
  */
-export async function loadLlama<C extends LlamaConfig = LlamaConfig>(
-  dir: string,
-  options: LoadOptions & LlamaOptions & { preset?: C } = {},
+export async function loadLlamaFrom<C extends LlamaConfig = LlamaConfig>(
+  source: TensorSource,
+  config: C,
+  options: LoadOptions & LlamaOptions & { format?: CheckpointFormat } = {},
 ): Promise<Llama<C>> {
-  const layout = await detectLayout(dir);
-  if (options.preset) checkPreset(layout.config, options.preset);
-  const source =
-    layout.format === 'hf'
-      ? await openSafetensorsSource(layout.weights)
-      : await openPthSource(layout.weights);
-  let weights: LlamaWeights;
+  if (options.preset) checkPreset(config, options.preset);
+  const weights = await loadTensors(config, options.format ?? 'hf', source, options);
   try {
-    weights = await loadTensors(layout, source, options);
-  } finally {
-    await source.close();
-  }
-  try {
-    return new Llama(layout.config as C, weights, options.device ?? cpu, options.contextLength, options);
+    return new Llama(config, weights, options.device ?? cpu, options.contextLength, options);
   } catch (error) {
     disposeWeights(weights);
     throw error;

@@ -1,10 +1,10 @@
 /**
  * One read interface over both checkpoint formats (safetensors, single or sharded; Meta's `.pth`), so the
- * loader does not care which it got.
+ * loader does not care which it got. Browser-safe: the sources over files are in `file-sources.ts`.
  * @module
  */
-import { type DType, type SafetensorsReader, toCoreDType } from '@proj/core';
-import { openCheckpoint, openFileSource } from '@proj/core/node';
+import type { ByteSource, DType, SafetensorsReader } from '@proj/core';
+import { toCoreDType } from '@proj/core';
 import { openPth } from './pth/index.js';
 
 /** A set of named tensors whose bytes are read on demand. */
@@ -22,7 +22,11 @@ export interface TensorSource {
   close(): Promise<void>;
 }
 
-function fromSafetensors(reader: SafetensorsReader): TensorSource {
+/**
+ * A safetensors checkpoint (a `SafetensorsFile` over any byte source, or a sharded set) as a
+ * {@link TensorSource}, for `loadLlamaFrom`.
+ */
+export function safetensorsSource(reader: SafetensorsReader): TensorSource {
   return {
     names: () => reader.names(),
     info: (name) => {
@@ -34,24 +38,17 @@ function fromSafetensors(reader: SafetensorsReader): TensorSource {
   };
 }
 
-/** Opens a safetensors checkpoint: a directory (single file or sharded with an index) or a file. */
-export async function openSafetensorsSource(path: string): Promise<TensorSource> {
-  return fromSafetensors(await openCheckpoint(path));
-}
-
-/** Opens Meta's `consolidated.00.pth` (a zip of a pickle and raw storages; the pickle is never executed). */
-export async function openPthSource(path: string): Promise<TensorSource> {
-  const source = await openFileSource(path);
-  try {
-    const pth = await openPth(source, path);
-    return {
-      names: () => pth.names(),
-      info: (name) => pth.info(name),
-      read: (name, offset, length, into) => pth.read(name, offset, length, into),
-      close: () => pth.close(),
-    };
-  } catch (error) {
-    await source.close?.();
-    throw error;
-  }
+/**
+ * Meta's `consolidated.00.pth` (a zip of a pickle and raw storages; the pickle is never executed) read from
+ * any byte source, as a {@link TensorSource}; `name` is the file's name in errors. Tensors use Meta's names
+ * (load with `format: 'meta'`).
+ */
+export async function pthSource(source: ByteSource, name: string): Promise<TensorSource> {
+  const pth = await openPth(source, name);
+  return {
+    names: () => pth.names(),
+    info: (tensor) => pth.info(tensor),
+    read: (tensor, offset, length, into) => pth.read(tensor, offset, length, into),
+    close: () => pth.close(),
+  };
 }

@@ -37,11 +37,13 @@ const DAWN_FLAGS = ['disable-dawn-features=timestamp_quantization'];
 export async function acquireGpu(): Promise<GpuEntry> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return { gpu: nav.gpu, source: 'navigator' };
-  let dawn: { create(flags: string[]): GPU };
+  let dawn: { create?(flags: string[]): GPU };
   try {
     dawn = (await import('webgpu')) as unknown as typeof dawn;
   } catch (error) {
     throw new NoAdapterError(`the Node binding 'webgpu' could not be loaded: ${(error as Error).message}`);
   }
+  // Browser bundles replace the binding with an empty module (the package's "browser" field).
+  if (typeof dawn.create !== 'function') throw new NoAdapterError('this browser has no navigator.gpu');
   return { gpu: dawn.create(DAWN_FLAGS), source: 'dawn' };
 }

@@ -303,7 +303,9 @@ export class WebGpuDevice implements Device {
     const staged =
       aligned >= STAGED_WRITE_MIN ? this.#writeStaged(target.buffer, byteOffset, bytes, aligned) : 0;
     if (aligned > staged) {
-      this.gpu.queue.writeBuffer(target.buffer, byteOffset + staged, bytes, staged, aligned - staged);
+      // The spec takes shared memory too (AllowSharedBufferSource); TypeScript's DOM library says otherwise.
+      const data = bytes as Uint8Array<ArrayBuffer>;
+      this.gpu.queue.writeBuffer(target.buffer, byteOffset + staged, data, staged, aligned - staged);
     }
     if (aligned < bytes.byteLength) {
       const tail = new Uint8Array(4);

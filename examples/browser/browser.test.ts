@@ -1,0 +1,135 @@
+/**
+ * The packages in a browser: the page's code bundles for browsers (no Node module anywhere in its graph),
+ * the example server serves the page and the model by Range requests, and the browser bundle, run in Node
+ * with Dawn standing in for `navigator.gpu`, generates what the Node build generates.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { generate, loadLlama, writeHfCheckpoint } from '@proj/llama3';
+import { acquireGpu } from '@proj/ops';
+import { testDevice } from '@proj/ops/testing';
+import { loadTokenizer } from '@proj/tokenizer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { runInBrowser } from './app.js';
+import {
+  type BrowserExampleServer,
+  bundleForBrowser,
+  startBrowserExample,
+  TINY_BROWSER_MODEL,
+} from './server.js';
+
+const HERE = new URL('.', import.meta.url).pathname;
+const PROMPT = 'The capital of France is';
+const scratch = mkdtempSync(join(tmpdir(), 'browser-test-'));
+let modelDir: string;
+let server: BrowserExampleServer;
+
+beforeAll(async () => {
+  modelDir = await writeHfCheckpoint(join(scratch, 'model'), TINY_BROWSER_MODEL);
+  server = await startBrowserExample(modelDir, 0);
+});
+afterAll(async () => {
+  await server?.close();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe('the browser build', () => {
+  it('bundles every package for browsers, leaving out only the Node bindings', async () => {
+    const code = await bundleForBrowser(join(HERE, 'app.ts'));
+    // What the packages' "browser" fields replace with empty modules: Dawn's Node binding, and the Node
+    // modules the tokenizer imports only to read files. Nothing else of Node is left.
+    const disabled = [...code.matchAll(/\(disabled\):([^"\s]+)/g)].map((m) =>
+      m[1]!.replace(/.*node_modules\//, ''),
+    );
+    expect(new Set(disabled)).toEqual(
+      new Set(['webgpu/index.js', 'node:os', 'node:fs/promises', 'node:path', 'node:module']),
+    );
+    expect(code).not.toMatch(/from\s*"node:|require\("node:/);
+  });
+
+  it("gives browsers llama3's entry without the file system, and refuses core's file access", async () => {
+    const bundled = join(scratch, 'names.mjs');
+    const names = "import * as l from '@proj/llama3'; export const names = Object.keys(l);";
+    writeFileSync(bundled, await bundleForBrowser({ source: names }));
+    const browser = ((await import(pathToFileURL(bundled).href)) as { names: string[] }).names;
+    const node = Object.keys(await import('@proj/llama3'));
+    expect(browser).toContain('loadLlamaFrom');
+    expect(node.filter((n) => !browser.includes(n)).sort()).toEqual(
+      expect.arrayContaining([
+        'detectLayout',
+        'loadLlama',
+        'openSafetensorsSource',
+        'resolveModel',
+        'writeHfCheckpoint',
+      ]),
+    );
+    expect(browser.filter((n) => !node.includes(n))).toEqual([]);
+    const files = bundleForBrowser({ source: "export { openFileSource } from '@proj/core/node';" });
+    await expect(files).rejects.toThrow(/Could not resolve "node:fs\/promises"/);
+  });
+});
+
+describe('the example server', () => {
+  it('serves the page, its script and the model files, with Range requests', async () => {
+    const page = await fetch(server.url);
+    expect(await page.text()).toContain('<script type="module" src="main.js">');
+    const script = await fetch(new URL('main.js', server.url));
+    expect(script.headers.get('content-type')).toBe('text/javascript');
+    expect((await script.text()).length).toBeGreaterThan(100_000);
+    const range = await fetch(new URL('model/model.safetensors', server.url), {
+      headers: { Range: 'bytes=0-7' },
+    });
+    expect(range.status).toBe(206);
+    expect((await range.arrayBuffer()).byteLength).toBe(8);
+    const tokenizer = await fetch(new URL('model/tokenizer.json', server.url), { method: 'HEAD' });
+    expect(tokenizer.status).toBe(200); // the built-in vocabulary, as the model directory has none
+    expect((await fetch(new URL('model/../package.json', server.url))).status).toBe(404);
+    expect((await fetch(new URL('model/params.json', server.url))).status).toBe(404);
+  });
+});
+
+describe('the browser bundle on navigator.gpu', () => {
+  let gpuAvailable = false;
+  beforeAll(async () => {
+    const probe = await testDevice(); // undefined (a skip) without an adapter, unless REQUIRE_WEBGPU=1
+    gpuAvailable = probe !== undefined;
+    probe?.destroy();
+  });
+
+  it('generates what the Node build generates from the same files', async (context) => {
+    if (!gpuAvailable) context.skip();
+    const bundled = join(scratch, 'app.mjs');
+    writeFileSync(bundled, await bundleForBrowser(join(HERE, 'app.ts')));
+    const { gpu } = await acquireGpu(); // Dawn, in Node
+    const global = globalThis as { navigator?: { gpu?: GPU } };
+    const saved = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true });
+    let ran: Awaited<ReturnType<typeof runInBrowser>>;
+    const texts: string[] = [];
+    try {
+      const app = (await import(pathToFileURL(bundled).href)) as { runInBrowser: typeof runInBrowser };
+      ran = await app.runInBrowser({
+        modelUrl: new URL('model/', server.url).href,
+        prompt: PROMPT,
+        maxNewTokens: 6,
+        onText: (text) => texts.push(text),
+      });
+    } finally {
+      // Dawn keeps Node alive while its instance is referenced.
+      if (saved) Object.defineProperty(globalThis, 'navigator', saved);
+      else delete global.navigator;
+    }
+    const model = await loadLlama(modelDir);
+    const tokenizer = await loadTokenizer();
+    const expected: number[] = [];
+    for await (const t of generate(model, PROMPT, { tokenizer, temperature: 0, maxNewTokens: 6 })) {
+      if (t.id >= 0) expected.push(t.id);
+    }
+    model.dispose();
+    expect(ran.ids).toEqual(expected);
+    expect(texts.join('')).toBe(tokenizer.decode(expected));
+    expect(ran.adapter).toBeTruthy();
+  });
+});

@@ -1,0 +1,95 @@
+/**
+ * A `ByteSource` over HTTP Range requests, so that a checkpoint on a web server is read a piece at a time,
+ * in a browser as in Node (both have `fetch`): a 2.5 GB model never has to fit in one `ArrayBuffer`.
+ * @module
+ */
+import { type ByteSource, checkByteRange, readTarget } from './byte-source.js';
+
+/** Options of {@link openHttpSource}. */
+export interface HttpSourceOptions {
+  /** Headers sent with every request (an `Authorization` header for a private file, say). */
+  headers?: Record<string, string>;
+  /** The `fetch` to use (default: the global one). */
+  fetch?: typeof fetch;
+}
+
+/** `start`, `end` and `total` of a `Content-Range: bytes start-end/total` header. */
+function parseContentRange(header: string | null): { start: number; end: number; total: number } | undefined {
+  const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(header?.trim() ?? '');
+  return m ? { start: Number(m[1]), end: Number(m[2]), total: Number(m[3]) } : undefined;
+}
+
+/**
+ * Opens `url` for reading as a `ByteSource`. The size comes from a first one-byte Range request, so the
+ * server must answer Range requests (206 Partial Content, as static file servers and the Hugging Face hub
+ * do); one that sends the whole file instead is refused with an error saying so, rather than downloading
+ * it. Every read is one request for exactly its bytes; a response of another status, another range or
+ * another length is an error naming the URL and the range.
+ *
+ * @example
+ * ```ts
+ * // doc-example: no-run (needs a server)
+ * import { openHttpSource, SafetensorsFile } from '@proj/core';
+ * const file = await SafetensorsFile.open(await openHttpSource('https://example.org/model.safetensors'));
+ * console.log(file.names());
+ * ```
+ */
+export async function openHttpSource(
+  url: string | URL,
+  options: HttpSourceOptions = {},
+): Promise<ByteSource> {
+  const get = options.fetch ?? globalThis.fetch;
+  const where = String(url);
+  const request = async (start: number, end: number): Promise<Response> => {
+    const response = await get(url, {
+      headers: { ...options.headers, Range: `bytes=${start}-${end}` },
+    }).catch((error: Error) => {
+      throw new Error(`${where}: request for bytes ${start}-${end} failed: ${error.message}`, {
+        cause: error,
+      });
+    });
+    if (response.status !== 206) {
+      await response.body?.cancel();
+      const why =
+        response.status === 200
+          ? 'the server sent the whole file: it does not answer Range requests'
+          : `HTTP ${response.status} ${response.statusText}`;
+      throw new Error(`${where}: bytes ${start}-${end}: ${why}`);
+    }
+    return response;
+  };
+
+  const first = await request(0, 0);
+  await first.body?.cancel();
+  const range = parseContentRange(first.headers.get('content-range'));
+  if (!range) {
+    throw new Error(`${where}: the Content-Range of a 206 response is missing or not "bytes a-b/size"`);
+  }
+  const size = range.total;
+
+  return {
+    size,
+    async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+      checkByteRange(size, offset, length);
+      const out = readTarget(length, into);
+      if (length === 0) return out;
+      const end = offset + length - 1;
+      const response = await request(offset, end);
+      const got = parseContentRange(response.headers.get('content-range'));
+      if (got?.start !== offset || got.end !== end) {
+        await response.body?.cancel();
+        throw new Error(
+          `${where}: asked for bytes ${offset}-${end}, the server sent ${got ? `${got.start}-${got.end}` : 'another range'}`,
+        );
+      }
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      if (bytes.byteLength !== length) {
+        throw new Error(
+          `${where}: bytes ${offset}-${end}: got ${bytes.byteLength} bytes, expected ${length}`,
+        );
+      }
+      out.set(bytes);
+      return out;
+    },
+  };
+}
