@@ -18,8 +18,8 @@ Serves the browser example on http://127.0.0.1:PORT/: a page that loads a Llama 
 GPU (navigator.gpu) by HTTP Range requests and streams a greedy continuation. Open it in a browser with
 WebGPU (Chrome, Edge; Firefox and Safari where WebGPU is enabled).
 
---model DIR|ID    a Hugging Face checkpoint directory with one model.safetensors (Llama 3.2 1B, say) or a
-                  hub id; default: a tiny Llama 3 with random weights (random text)
+--model DIR|ID    a Hugging Face checkpoint directory (model.safetensors, or an index and its shards) or
+                  a hub id; default: a tiny Llama 3 with random weights (random text)
 --port N          the port (default 8080; 0 for any free one)
 -h, --help        this text`;
 

@@ -5,14 +5,17 @@
  * runs the same code, bundled for browsers, in Node with Dawn standing in for `navigator.gpu`.
  * @module
  */
-import { openHttpSource, SafetensorsFile } from '@proj/core';
+import { openHttpCheckpoint } from '@proj/core';
 import { configFromHf, generate, type Llama, loadLlamaFrom, safetensorsSource } from '@proj/llama3';
 import { createWebGpuDevice } from '@proj/ops';
 import { loadTokenizer } from '@proj/tokenizer';
 
 /** What {@link runInBrowser} is asked to do. */
 export interface BrowserRunOptions {
-  /** URL of a model directory: `config.json`, `model.safetensors` and `tokenizer.json` under it. */
+  /**
+   * URL of a model directory in the Hugging Face layout: `config.json`, `tokenizer.json`, and
+   * `model.safetensors` or `model.safetensors.index.json` with its shards.
+   */
   modelUrl: string;
   prompt: string;
   /** Tokens to generate (default 32). */
@@ -53,7 +56,7 @@ export async function runInBrowser(options: BrowserRunOptions): Promise<BrowserR
       loadTokenizer(`${base}/tokenizer.json`),
     ]);
     status(`loading ${config.layers} layers of width ${config.hiddenSize} by HTTP Range requests`);
-    const weights = await SafetensorsFile.open(await openHttpSource(`${base}/model.safetensors`));
+    const weights = await openHttpCheckpoint(base); // model.safetensors, or an index and its shards
     try {
       model = await loadLlamaFrom(safetensorsSource(weights), config, { device: gpu, contextLength: 512 });
     } finally {

@@ -3,11 +3,19 @@
  * the example server serves the page and the model by Range requests, and the browser bundle, run in Node
  * with Dawn standing in for `navigator.gpu`, generates what the Node build generates.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { generate, loadLlama, writeHfCheckpoint } from '@proj/llama3';
+import { serializeSafetensors } from '@proj/core';
+import {
+  generate,
+  hfConfigJson,
+  type LlamaConfig,
+  loadLlama,
+  randomHfTensors,
+  writeHfCheckpoint,
+} from '@proj/llama3';
 import { acquireGpu } from '@proj/ops';
 import { testDevice } from '@proj/ops/testing';
 import { loadTokenizer } from '@proj/tokenizer';
@@ -25,13 +33,44 @@ const PROMPT = 'The capital of France is';
 const scratch = mkdtempSync(join(tmpdir(), 'browser-test-'));
 let modelDir: string;
 let server: BrowserExampleServer;
+let sharded: BrowserExampleServer;
+
+/** The same weights as `writeHfCheckpoint(dir, config)`, in two shards and an index, as big checkpoints ship. */
+async function writeShardedCheckpoint(dir: string, config: LlamaConfig): Promise<string> {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(hfConfigJson(config)));
+  const entries = await Promise.all(
+    [...randomHfTensors(config)].map(async ([name, t]) => ({
+      name,
+      dtype: t.dtype,
+      shape: t.shape,
+      data: await t.bytes(),
+    })),
+  );
+  const weightMap: Record<string, string> = {};
+  for (const [i, shard] of [entries.slice(0, 5), entries.slice(5)].entries()) {
+    const file = `model-0000${i + 1}-of-00002.safetensors`;
+    writeFileSync(join(dir, file), serializeSafetensors(shard));
+    for (const e of shard) weightMap[e.name] = file;
+  }
+  writeFileSync(
+    join(dir, 'model.safetensors.index.json'),
+    JSON.stringify({ metadata: {}, weight_map: weightMap }),
+  );
+  return dir;
+}
 
 beforeAll(async () => {
   modelDir = await writeHfCheckpoint(join(scratch, 'model'), TINY_BROWSER_MODEL);
   server = await startBrowserExample(modelDir, 0);
+  sharded = await startBrowserExample(
+    await writeShardedCheckpoint(join(scratch, 'sharded'), TINY_BROWSER_MODEL),
+    0,
+  );
 });
 afterAll(async () => {
   await server?.close();
+  await sharded?.close();
   rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -87,6 +126,10 @@ describe('the example server', () => {
     expect(tokenizer.status).toBe(200); // the built-in vocabulary, as the model directory has none
     expect((await fetch(new URL('model/../package.json', server.url))).status).toBe(404);
     expect((await fetch(new URL('model/params.json', server.url))).status).toBe(404);
+    const shard = await fetch(new URL('model/model-00002-of-00002.safetensors', sharded.url), {
+      method: 'HEAD',
+    });
+    expect(shard.status).toBe(200); // a sharded checkpoint's files are what its index names
   });
 });
 
@@ -98,7 +141,7 @@ describe('the browser bundle on navigator.gpu', () => {
     probe?.destroy();
   });
 
-  it('generates what the Node build generates from the same files', async (context) => {
+  it('generates what the Node build generates from the same files, single or sharded', async (context) => {
     if (!gpuAvailable) context.skip();
     const bundled = join(scratch, 'app.mjs');
     writeFileSync(bundled, await bundleForBrowser(join(HERE, 'app.ts')));
@@ -106,16 +149,19 @@ describe('the browser bundle on navigator.gpu', () => {
     const global = globalThis as { navigator?: { gpu?: GPU } };
     const saved = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
     Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true });
-    let ran: Awaited<ReturnType<typeof runInBrowser>>;
-    const texts: string[] = [];
+    const runs: { ids: number[]; text: string; adapter: string }[] = [];
     try {
       const app = (await import(pathToFileURL(bundled).href)) as { runInBrowser: typeof runInBrowser };
-      ran = await app.runInBrowser({
-        modelUrl: new URL('model/', server.url).href,
-        prompt: PROMPT,
-        maxNewTokens: 6,
-        onText: (text) => texts.push(text),
-      });
+      for (const s of [server, sharded]) {
+        const texts: string[] = [];
+        const { ids, adapter } = await app.runInBrowser({
+          modelUrl: new URL('model/', s.url).href,
+          prompt: PROMPT,
+          maxNewTokens: 6,
+          onText: (text) => texts.push(text),
+        });
+        runs.push({ ids, text: texts.join(''), adapter });
+      }
     } finally {
       // Dawn keeps Node alive while its instance is referenced.
       if (saved) Object.defineProperty(globalThis, 'navigator', saved);
@@ -128,8 +174,11 @@ describe('the browser bundle on navigator.gpu', () => {
       if (t.id >= 0) expected.push(t.id);
     }
     model.dispose();
-    expect(ran.ids).toEqual(expected);
-    expect(texts.join('')).toBe(tokenizer.decode(expected));
-    expect(ran.adapter).toBeTruthy();
+    expect(expected).toHaveLength(6);
+    for (const run of runs) {
+      expect(run.ids).toEqual(expected);
+      expect(run.text).toBe(tokenizer.decode(expected));
+      expect(run.adapter).toBeTruthy();
+    }
   });
 });

@@ -4,12 +4,13 @@
  * Range requests. `examples/browser.ts` (`pnpm browser`) runs it.
  * @module
  */
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseSafetensorsIndex, SAFETENSORS_FILE, SAFETENSORS_INDEX_FILE } from '@proj/core';
 import { LLAMA32_1B, type LlamaConfig } from '@proj/llama3';
 import { defaultTokenizerPath } from '@proj/tokenizer';
 import { build } from 'esbuild';
@@ -42,18 +43,27 @@ export async function bundleForBrowser(entry: string | { source: string }): Prom
   return result.outputFiles[0]!.text;
 }
 
-/** The files of a model directory the page reads, and where each is taken from. */
+/** The files of a model directory the page reads (name -> path): config, tokenizer, weights. */
 function modelFiles(modelDir: string): Map<string, string> {
-  if (!existsSync(join(modelDir, 'model.safetensors'))) {
-    throw new Error(
-      `${modelDir} has no model.safetensors: the browser example reads a Hugging Face checkpoint in one file`,
-    );
-  }
-  return new Map([
+  const files = new Map([
     ['config.json', join(modelDir, 'config.json')],
-    ['model.safetensors', join(modelDir, 'model.safetensors')],
     ['tokenizer.json', join(modelDir, 'tokenizer.json')],
   ]);
+  const index = join(modelDir, SAFETENSORS_INDEX_FILE);
+  if (existsSync(join(modelDir, SAFETENSORS_FILE))) {
+    files.set(SAFETENSORS_FILE, join(modelDir, SAFETENSORS_FILE));
+  } else if (existsSync(index)) {
+    files.set(SAFETENSORS_INDEX_FILE, index);
+    // The index names its shards (plain file names: checked when parsed).
+    for (const shard of parseSafetensorsIndex(readFileSync(index, 'utf8'), index).shards) {
+      files.set(shard, join(modelDir, shard));
+    }
+  } else {
+    throw new Error(
+      `${modelDir} has no ${SAFETENSORS_FILE} or ${SAFETENSORS_INDEX_FILE}: the browser example reads Hugging Face checkpoints`,
+    );
+  }
+  return files;
 }
 
 /** Sends `file`, or the byte range the request asks for (206), or 416 for a range outside it. */
@@ -90,7 +100,8 @@ export interface BrowserExampleServer {
 
 /**
  * Builds the page and serves it with `modelDir` under `/model/` (its `tokenizer.json`, or the built-in
- * vocabulary where it has none). Only the page, its script and those three model files are served.
+ * vocabulary where it has none). Only the page, its script and the model's config, tokenizer and weight
+ * files are served.
  */
 export async function startBrowserExample(modelDir: string, port = 8080): Promise<BrowserExampleServer> {
   const files = modelFiles(modelDir);

@@ -3,9 +3,5 @@
  * @packageDocumentation
  */
 export { openFileSource } from './io/file-source.js';
-export {
-  openCheckpoint,
-  openSafetensors,
-  SAFETENSORS_FILE,
-  writeSafetensorsFile,
-} from './safetensors/files.js';
+export { openCheckpoint, openSafetensors, writeSafetensorsFile } from './safetensors/files.js';
+export { SAFETENSORS_FILE } from './safetensors/sharded.js'; // also exported by @proj/core

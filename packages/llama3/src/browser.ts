@@ -1,7 +1,7 @@
 /**
  * `@proj/llama3` in a browser: everything but what reads or writes files (checkpoint directories, the
  * Hugging Face cache). Bundlers pick this entry through the package's `browser` export condition; load
- * weights with `loadLlamaFrom` over `openHttpSource` (see `docs/browser.md`).
+ * weights with `loadLlamaFrom` over `openHttpCheckpoint` (see `docs/browser.md`).
  * @packageDocumentation
  */
 export * from './checkpoint/load.js';

@@ -8,14 +8,14 @@ import { basename, dirname, join } from 'node:path';
 import { openFileSource } from '../io/file-source.js';
 import { SafetensorsError } from './errors.js';
 import { SafetensorsFile, type SafetensorsReader } from './reader.js';
-import { parseSafetensorsIndex, SAFETENSORS_INDEX_FILE, ShardedSafetensors } from './sharded.js';
+import {
+  MAX_INDEX_BYTES,
+  parseSafetensorsIndex,
+  SAFETENSORS_FILE,
+  SAFETENSORS_INDEX_FILE,
+  ShardedSafetensors,
+} from './sharded.js';
 import { planSafetensors, type SafetensorsEntry } from './writer.js';
-
-/** The conventional name of a single-file safetensors checkpoint. */
-export const SAFETENSORS_FILE = 'model.safetensors';
-
-/** Largest index JSON read (the index only lists names; real ones are well under 1 MB). */
-const MAX_INDEX_BYTES = 64 * 1024 * 1024;
 
 /** Opens the safetensors file at `path`, validating its header. Close it when done. */
 export async function openSafetensors(path: string): Promise<SafetensorsFile> {

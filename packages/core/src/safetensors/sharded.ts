@@ -11,8 +11,14 @@ import { SafetensorsError } from './errors.js';
 import type { TensorInfo } from './header.js';
 import type { SafetensorsFile, SafetensorsReader } from './reader.js';
 
+/** The conventional name of a single-file safetensors checkpoint. */
+export const SAFETENSORS_FILE = 'model.safetensors';
+
 /** The conventional name of a sharded checkpoint's index file. */
 export const SAFETENSORS_INDEX_FILE = 'model.safetensors.index.json';
+
+/** Largest index JSON read (the index only lists names; real ones are well under 1 MB). */
+export const MAX_INDEX_BYTES = 64 * 1024 * 1024;
 
 /** A validated `model.safetensors.index.json`. */
 export interface SafetensorsIndex {

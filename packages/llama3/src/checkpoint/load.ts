@@ -279,7 +279,7 @@ function checkPreset(config: LlamaConfig, preset: LlamaConfig): void {
 /**
  * Loads a Llama 3 / 3.1 / 3.2 model from any {@link TensorSource} and its config: the loader behind
  * `loadLlama(dir)`, and the one a browser uses, where there is no directory (safetensors read over HTTP
- * with `openHttpSource`, see `safetensorsSource`). `format` says how the tensors are named (default
+ * with `openHttpCheckpoint`, see `safetensorsSource`). `format` says how the tensors are named (default
  * `'hf'`). The source stays open: closing it is the caller's. Checks every tensor against the config before
  * reading any, and leaves nothing on the device if a read fails.
  *
@@ -288,7 +288,7 @@ function checkPreset(config: LlamaConfig, preset: LlamaConfig): void {
  * import { memorySource, SafetensorsFile, serializeSafetensors } from '@proj/core';
  * import { LLAMA32_1B, loadLlamaFrom, randomHfTensors, safetensorsSource } from '@proj/llama3';
  * const config = { ...LLAMA32_1B, hiddenSize: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediateSize: 128, vocabSize: 256 };
- * // A checkpoint in memory here; in a browser, `await openHttpSource(url)` in place of memorySource.
+ * // A checkpoint in memory here; in a browser, `await openHttpCheckpoint(url)` in place of the file.
  * const tensors = [...randomHfTensors(config)];
  * const entries = await Promise.all(
  *   tensors.map(async ([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: await t.bytes() })),
