@@ -13,8 +13,8 @@ import { loadTokenizer } from '@proj/tokenizer';
 /** What {@link runInBrowser} is asked to do. */
 export interface BrowserRunOptions {
   /**
-   * URL of a model directory in the Hugging Face layout: `config.json`, `tokenizer.json`, and
-   * `model.safetensors` or `model.safetensors.index.json` with its shards.
+   * URL of a model directory in the Hugging Face layout (`config.json`, `tokenizer.json`, and
+   * `model.safetensors` or `model.safetensors.index.json` with its shards).
    */
   modelUrl: string;
   prompt: string;

@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import vm from 'node:vm';
 import { serializeSafetensors } from '@proj/core';
 import {
   generate,
@@ -133,7 +134,32 @@ describe('the example server', () => {
   });
 });
 
-describe('the browser bundle on navigator.gpu', () => {
+/**
+ * A context with the globals a page has and none of Node's (`process`, `require`, `Buffer`,
+ * `setImmediate`): the browser bundle runs in it as a classic script. Dawn's GPU object is its
+ * `navigator.gpu`; `fetch` and the timers are Node's, as a page's are the browser's.
+ */
+function pageContext(gpu: GPU, href: string): vm.Context {
+  return vm.createContext({
+    navigator: { gpu },
+    location: { href },
+    fetch,
+    Headers,
+    Request,
+    Response,
+    URL,
+    TextDecoder,
+    TextEncoder,
+    AbortController,
+    console,
+    performance,
+    setTimeout,
+    clearTimeout,
+    queueMicrotask,
+  });
+}
+
+describe('the browser bundle on navigator.gpu, in a page-like context', () => {
   let gpuAvailable = false;
   beforeAll(async () => {
     const probe = await testDevice(); // undefined (a skip) without an adapter, unless REQUIRE_WEBGPU=1
@@ -143,16 +169,14 @@ describe('the browser bundle on navigator.gpu', () => {
 
   it('generates what the Node build generates from the same files, single or sharded', async (context) => {
     if (!gpuAvailable) context.skip();
-    const bundled = join(scratch, 'app.mjs');
-    writeFileSync(bundled, await bundleForBrowser(join(HERE, 'app.ts')));
-    const { gpu } = await acquireGpu(); // Dawn, in Node
-    const global = globalThis as { navigator?: { gpu?: GPU } };
-    const saved = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
-    Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true });
+    const script = await bundleForBrowser(join(HERE, 'app.ts'), 'app');
+    let entry: { gpu: GPU } | undefined = await acquireGpu(); // Dawn, standing in for the browser's WebGPU
     const runs: { ids: number[]; text: string; adapter: string }[] = [];
     try {
-      const app = (await import(pathToFileURL(bundled).href)) as { runInBrowser: typeof runInBrowser };
       for (const s of [server, sharded]) {
+        const page = pageContext(entry.gpu, s.url);
+        vm.runInContext(script, page);
+        const app = page.app as { runInBrowser: typeof runInBrowser };
         const texts: string[] = [];
         const { ids, adapter } = await app.runInBrowser({
           modelUrl: new URL('model/', s.url).href,
@@ -163,9 +187,7 @@ describe('the browser bundle on navigator.gpu', () => {
         runs.push({ ids, text: texts.join(''), adapter });
       }
     } finally {
-      // Dawn keeps Node alive while its instance is referenced.
-      if (saved) Object.defineProperty(globalThis, 'navigator', saved);
-      else delete global.navigator;
+      entry = undefined; // Dawn keeps Node alive while its instance is referenced
     }
     const model = await loadLlama(modelDir);
     const tokenizer = await loadTokenizer();

@@ -24,17 +24,21 @@ export const TINY_BROWSER_MODEL: LlamaConfig = {
 };
 
 /**
- * Bundles `entry` (a file, or TypeScript source resolved from this folder) for browsers: an ES module with
- * every import inlined. Throws esbuild's errors, which is what a Node-only import anywhere in the graph gives.
+ * Bundles `entry` (a file, or TypeScript source resolved from this folder) for browsers, every import
+ * inlined: an ES module, or with `globalName` a classic script that puts the entry's exports there. Throws
+ * esbuild's errors, which is what a Node-only import anywhere in the graph gives.
  */
-export async function bundleForBrowser(entry: string | { source: string }): Promise<string> {
+export async function bundleForBrowser(
+  entry: string | { source: string },
+  globalName?: string,
+): Promise<string> {
   const result = await build({
     ...(typeof entry === 'string'
       ? { entryPoints: [entry] }
       : { stdin: { contents: entry.source, resolveDir: HERE, loader: 'ts' as const } }),
     bundle: true,
     platform: 'browser',
-    format: 'esm',
+    ...(globalName ? { format: 'iife' as const, globalName } : { format: 'esm' as const }),
     target: 'es2022',
     conditions: ['source'], // the workspace packages from their TypeScript sources
     write: false,

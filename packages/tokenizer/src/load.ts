@@ -48,15 +48,21 @@ export async function fetchTokenizer(url: string | URL, init?: RequestInit): Pro
 /**
  * Loads Llama 3's tokenizer. Without `path`, the built-in vocabulary (Node). With `path`: a `tokenizer.json`,
  * a `tokenizer.model`, or a model directory holding one of {@link TOKENIZER_FILES}; or an `http(s)` URL of
- * either file ({@link fetchTokenizer}, the way in a browser). Both formats give identical ids. Throws naming
- * the path for a missing or malformed file. Parsing takes a few hundred milliseconds, so load once and keep
- * the tokenizer.
+ * either file ({@link fetchTokenizer}). In a browser `path` is always a URL, relative to the page, and is
+ * required. Both formats give identical ids. Throws naming the path for a missing or malformed file.
+ * Parsing takes a few hundred milliseconds, so load once and keep the tokenizer.
  */
 export async function loadTokenizer(path?: string): Promise<Tokenizer> {
-  if (path !== undefined && /^https?:\/\//i.test(path)) return fetchTokenizer(path);
-  if (!globalThis.process?.versions?.node) {
+  const node = Boolean(globalThis.process?.versions?.node);
+  // In a browser every path is a URL, relative to the page.
+  if (path !== undefined && (!node || /^https?:\/\//i.test(path))) {
+    return fetchTokenizer(
+      node ? path : new URL(path, (globalThis as { location?: { href: string } }).location?.href),
+    );
+  }
+  if (!node) {
     throw new Error(
-      'loadTokenizer: reading files needs Node; in a browser pass the URL of a tokenizer.json or tokenizer.model',
+      'loadTokenizer: the built-in vocabulary is a file, which needs Node; in a browser pass the URL of a tokenizer.json or tokenizer.model',
     );
   }
   const fs = await import('node:fs/promises');
