@@ -1,7 +1,8 @@
 /**
  * The packages in a browser: the page's code bundles for browsers (no Node module anywhere in its graph),
- * the example server serves the page and the model by Range requests, and the browser bundle, run in Node
- * with Dawn standing in for `navigator.gpu`, generates what the Node build generates.
+ * the example server serves the page and the model by Range requests, and the page generates what the
+ * Node build generates: in headless Chromium (WebGPU on its software adapter, SwiftShader), and as a
+ * script in a page-like context with Dawn standing in for `navigator.gpu`.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,7 +22,8 @@ import { acquireGpu } from '@proj/ops';
 import { testDevice } from '@proj/ops/testing';
 import { loadTokenizer } from '@proj/tokenizer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { runInBrowser } from './app.js';
+import type { BrowserRunResult, runInBrowser } from './app.js';
+import { findChromium, runPage } from './headless.js';
 import {
   type BrowserExampleServer,
   bundleForBrowser,
@@ -134,6 +136,49 @@ describe('the example server', () => {
   });
 });
 
+/** The ids the Node build generates greedily from the example's model. */
+async function nodeIds(tokens: number): Promise<number[]> {
+  const model = await loadLlama(modelDir);
+  const tokenizer = await loadTokenizer();
+  const ids: number[] = [];
+  for await (const t of generate(model, PROMPT, { tokenizer, temperature: 0, maxNewTokens: tokens })) {
+    if (t.id >= 0) ids.push(t.id);
+  }
+  model.dispose();
+  return ids;
+}
+
+describe('the page in headless Chromium', () => {
+  const chromium = findChromium();
+  const required = process.env.REQUIRE_BROWSER === '1';
+  if (!chromium && !required) {
+    console.warn(
+      'skipping the headless-browser test: no Chromium (bash scripts/setup-browser.sh, or set CHROMIUM)',
+    );
+  }
+
+  it.skipIf(!chromium && !required)(
+    "loads the model onto the browser's GPU and generates what the Node build generates, single or sharded",
+    async () => {
+      if (!chromium) throw new Error('REQUIRE_BROWSER=1 but no Chromium: run bash scripts/setup-browser.sh');
+      const expected = await nodeIds(6);
+      for (const s of [server, sharded]) {
+        const page = new URL(`?prompt=${encodeURIComponent(PROMPT)}&tokens=6&run`, s.url).href;
+        const outcome = await runPage(
+          chromium,
+          page,
+          "document.querySelector('#result')?.dataset.result ?? ''",
+        );
+        const result = JSON.parse(outcome.value) as BrowserRunResult & { error?: string };
+        expect(result.error, outcome.console.join('\n')).toBeUndefined();
+        expect(result.adapter).toMatch(/swiftshader/i); // the browser's own WebGPU, not Dawn in Node
+        expect(result.ids).toEqual(expected);
+        expect(outcome.console.filter((line) => line.startsWith('exception'))).toEqual([]);
+      }
+    },
+  );
+});
+
 /**
  * A context with the globals a page has and none of Node's (`process`, `require`, `Buffer`,
  * `setImmediate`): the browser bundle runs in it as a classic script. Dawn's GPU object is its
@@ -189,13 +234,8 @@ describe('the browser bundle on navigator.gpu, in a page-like context', () => {
     } finally {
       entry = undefined; // Dawn keeps Node alive while its instance is referenced
     }
-    const model = await loadLlama(modelDir);
+    const expected = await nodeIds(6);
     const tokenizer = await loadTokenizer();
-    const expected: number[] = [];
-    for await (const t of generate(model, PROMPT, { tokenizer, temperature: 0, maxNewTokens: 6 })) {
-      if (t.id >= 0) expected.push(t.id);
-    }
-    model.dispose();
     expect(expected).toHaveLength(6);
     for (const run of runs) {
       expect(run.ids).toEqual(expected);

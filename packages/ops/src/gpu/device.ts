@@ -80,7 +80,9 @@ const MAX_DISPATCHES_PER_SUBMIT = 2048;
 const MAX_CACHED_BIND_GROUPS = 8192;
 // How long a quiet wait (see #settle) sleeps between two polls of Dawn's events.
 const QUIET_POLL_MS = 0.25;
-const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+// What a quiet wait blocks on: made on first use, because browsers without cross-origin isolation have no
+// SharedArrayBuffer (and never wait quietly).
+let sleeper: Int32Array | undefined;
 // Writes at least this large go through the device's own mapped staging buffers (see write()), of this
 // size, at most this many of them.
 const STAGED_WRITE_MIN = 1 << 20;
@@ -448,7 +450,8 @@ export class WebGpuDevice implements Device {
     };
     promise.then(mark, mark);
     while (!settled) {
-      Atomics.wait(SLEEPER, 0, 0, QUIET_POLL_MS);
+      sleeper ??= new Int32Array(new SharedArrayBuffer(4));
+      Atomics.wait(sleeper, 0, 0, QUIET_POLL_MS);
       await new Promise((resolve) => setImmediate(resolve));
     }
     return promise;
