@@ -11,15 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 
-/** The Chromium to run: `$CHROMIUM`, else the first of the usual install paths that exists. */
+/** The Chromium to run: `$CHROMIUM` if set (undefined when it does not exist), else the first usual path. */
 export function findChromium(): string | undefined {
-  const candidates = [
-    process.env.CHROMIUM,
-    '/usr/bin/chromium',
-    '/usr/bin/chromium-browser',
-    '/usr/bin/google-chrome',
-  ];
-  return candidates.find((path): path is string => path !== undefined && existsSync(path));
+  const wanted = process.env.CHROMIUM;
+  if (wanted) return existsSync(wanted) ? wanted : undefined;
+  return ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) =>
+    existsSync(p),
+  );
 }
 
 /** What the page left behind: the value of `expression` once it is truthy, and the console's messages. */

@@ -5,8 +5,13 @@
  */
 import { createWebGpuDevice, type WebGpuDevice, type WebGpuDeviceOptions } from './gpu/device.js';
 
-/** True when tests must fail rather than skip without an adapter (set in CI). */
-export const webgpuRequired: boolean = process.env.REQUIRE_WEBGPU === '1';
+const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
+
+/**
+ * True when tests must fail rather than skip without an adapter: `REQUIRE_WEBGPU=1` in Node (CI sets it),
+ * and always in a browser, where the tests run to test the browser's WebGPU.
+ */
+export const webgpuRequired: boolean = env ? env.REQUIRE_WEBGPU === '1' : true;
 
 let announced = false;
 
@@ -62,4 +67,11 @@ export function expectClose(
       );
     }
   }
+}
+
+/** Whether two byte arrays hold the same bytes (Node's `Buffer.equals`, which browsers lack). */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -1,7 +1,7 @@
 import { empty, tensor } from '@proj/core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { add } from '../ops/binary.js';
-import { testDevice } from '../testing.js';
+import { sameBytes, testDevice } from '../testing.js';
 import type { GpuStorage, WebGpuDevice } from './device.js';
 import { DeviceLostError, GpuOpError } from './errors.js';
 
@@ -117,14 +117,15 @@ describe('WebGpuDevice', () => {
     const data = new Uint8Array(new Uint32Array(words).map((_, i) => i * 2654435761).buffer);
     const big = gpu.alloc(data.byteLength + 8);
     gpu.write(big, 4, data.subarray(0, data.byteLength - 2)); // an odd tail of 2 bytes too
-    // (Buffer.equals: a deep toEqual of 75 million bytes takes minutes.)
-    const same = (a: Uint8Array, b: Uint8Array) =>
-      Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+    // (sameBytes: a deep toEqual of 75 million bytes takes minutes.)
     const back = await gpu.read(big);
-    expect(same(back.subarray(4, 4 + data.byteLength - 2), data.subarray(0, data.byteLength - 2))).toBe(true);
+    const written = back.subarray(4, 4 + data.byteLength - 2);
+    expect(sameBytes(written, data.subarray(0, data.byteLength - 2))).toBe(true);
     const second = data.subarray(8, 8 + (20 << 20));
     gpu.write(big, 1 << 20, second);
-    expect(same((await gpu.read(big)).subarray(1 << 20, (1 << 20) + second.byteLength), second)).toBe(true);
+    expect(sameBytes((await gpu.read(big)).subarray(1 << 20, (1 << 20) + second.byteLength), second)).toBe(
+      true,
+    );
     big.free();
   });
 
@@ -145,7 +146,7 @@ describe('WebGpuDevice', () => {
     } finally {
       writeBuffer.mockRestore();
     }
-    expect(Buffer.from(await gpu.read(big)).equals(data)).toBe(true);
+    expect(sameBytes(await gpu.read(big), data)).toBe(true);
     big.free();
   });
 

@@ -1,5 +1,6 @@
 import {
   cpuData,
+  DTYPE_BYTES,
   type DType,
   f16ToF32,
   f32ToBf16,
@@ -15,8 +16,8 @@ import {
 } from '@proj/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebGpuDevice } from '../gpu/device.js';
-import { testDevice } from '../testing.js';
-import { cast, concat, copyInto, narrow, permute, transpose } from './layout.js';
+import { sameBytes, testDevice } from '../testing.js';
+import { cast, castReference, concat, copyInto, narrow, permute, transpose } from './layout.js';
 
 const FLOATS = ['f32', 'bf16', 'f16'] as const;
 
@@ -107,13 +108,22 @@ describe('layout ops on WebGPU match the CPU bit for bit', () => {
     inputs: Tensor[],
     op: (...xs: Tensor[]) => Tensor,
     device: WebGpuDevice,
+    what = '',
   ): Promise<void> {
     const want = op(...inputs);
     const onGpu = await Promise.all(inputs.map((t) => t.to(device)));
     const got = op(...onGpu);
     expect(got.shape).toEqual(want.shape);
     expect(got.dtype).toBe(want.dtype);
-    expect(Buffer.from(await got.bytes()).equals(Buffer.from(await want.bytes()))).toBe(true);
+    const [a, b] = [await got.bytes(), await want.bytes()];
+    if (!sameBytes(a, b)) {
+      const at = a.findIndex((v, i) => v !== b[i]);
+      const element = Math.floor(at / DTYPE_BYTES[got.dtype]);
+      const input = inputs.length === 1 ? (await inputs[0]!.toArray())[element] : undefined;
+      expect.fail(
+        `${what}: element ${element} (input ${input}) is ${(await got.toArray())[element]}, expected ${(await want.toArray())[element]}`,
+      );
+    }
     for (const t of [...onGpu, got]) t.dispose();
   }
 
@@ -161,6 +171,23 @@ describe('layout ops on WebGPU match the CPU bit for bit', () => {
     });
   }
 
+  it('casts integers of more than 24 bits to the nearest f32, ties to even, on every adapter', async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    // WGSL lets f32(v) round such v either way; core (and the kernel) round to nearest even.
+    const u = [2 ** 24 + 1, 2 ** 24 + 3, 2 ** 31 + 128, 2 ** 31 + 384, 4294966427, 2 ** 32 - 1];
+    const f = [2 ** 24, 2 ** 24 + 4, 2 ** 31, 2 ** 31 + 512, 4294966528, 2 ** 32];
+    const x = tensor(u, [u.length], { dtype: 'u32', device: gpu });
+    expect([...(await cast(x, 'f32').toArray())]).toEqual(f);
+    const negatives = u.map((v) => -(v % 2 ** 31)); // the same low bits as i32, negative
+    const i = tensor(negatives, [u.length], { dtype: 'i32', device: gpu });
+    const want = castReference(new Int32Array(negatives), 'i32', 'f32');
+    expect([...(await cast(i, 'f32').toArray())]).toEqual([...want]);
+    x.dispose();
+    i.dispose();
+  });
+
   it('cast between every pair of dtypes', async ({ skip }) => {
     if (!gpu) return skip('no WebGPU adapter');
     const all = ['f32', 'f16', 'bf16', 'i32', 'u32'] as const;
@@ -169,7 +196,8 @@ describe('layout ops on WebGPU match the CPU bit for bit', () => {
       // Floats -> u32 only from non-negative values: negative ones are out of range (JS wraps, GPUs saturate).
       const positive =
         from === 'i32' || from === 'u32' ? x : rand([1031], { seed: 16, max: 3000, dtype: from });
-      for (const to of all) await same([to === 'u32' ? positive : x], (t) => cast(t, to), gpu);
+      for (const to of all)
+        await same([to === 'u32' ? positive : x], (t) => cast(t, to), gpu, `${from} -> ${to}`);
     }
   });
 
@@ -223,7 +251,7 @@ describe('layout ops on WebGPU match the CPU bit for bit', () => {
         gsrc.dispose();
         row += rows;
       }
-      expect(Buffer.from(await gpuCache.bytes()).equals(Buffer.from(await cpuCache.bytes()))).toBe(true);
+      expect(sameBytes(await gpuCache.bytes(), await cpuCache.bytes())).toBe(true);
       gpuCache.dispose();
     }
     const big = zeros([300, 8, 64]);
@@ -232,7 +260,7 @@ describe('layout ops on WebGPU match the CPU bit for bit', () => {
     const gchunk = await chunk.to(gpu);
     copyInto(big, chunk, { axis0Offset: 201 });
     copyInto(gbig, gchunk, { axis0Offset: 201 });
-    expect(Buffer.from(await gbig.bytes()).equals(Buffer.from(await big.bytes()))).toBe(true);
+    expect(sameBytes(await gbig.bytes(), await big.bytes())).toBe(true);
     for (const t of [gbig, gchunk]) t.dispose();
   });
 });

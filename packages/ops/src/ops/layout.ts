@@ -102,13 +102,30 @@ export function castReference<D extends DType>(
 }
 
 // Conversions in WGSL, bit for bit as core's: f32 -> bf16 / f16 round to nearest even on the integer bits
-// (pack2x16float's rounding is unspecified), f16 -> f32 decodes the bits (subnormals included). Each
+// (pack2x16float's rounding is unspecified), f16 -> f32 decodes the bits (subnormals included), and large
+// integers round to nearest even too. Each
 // dtype's stored bits decode to an f32 and encode back; unused functions cost nothing.
 const CONVERSIONS = `
 fn decode_f32(b: u32) -> f32 { return bitcast<f32>(b); }
 fn decode_bf16(b: u32) -> f32 { return bitcast<f32>(b << 16u); }
-fn decode_i32(b: u32) -> f32 { return f32(bitcast<i32>(b)); }
-fn decode_u32(b: u32) -> f32 { return f32(b); }
+fn decode_i32(b: u32) -> f32 {
+  let negative = bitcast<i32>(b) < 0;
+  let magnitude = integer_to_f32(select(b, 0u - b, negative));
+  return select(magnitude, -magnitude, negative);
+}
+fn decode_u32(b: u32) -> f32 { return integer_to_f32(b); }
+// An integer to f32, rounded to nearest even. WGSL lets f32(v) round either way when v needs more than 24
+// bits (SwiftShader truncates), so those are rounded here from the bits.
+fn integer_to_f32(v: u32) -> f32 {
+  if (v < 0x1000000u) { return f32(v); } // exact
+  let top = firstLeadingBit(v); // 24..31
+  let shift = top - 23u;
+  var m = v >> shift; // 24 bits
+  let rest = v & ((1u << shift) - 1u);
+  let half = 1u << (shift - 1u);
+  if (rest > half || (rest == half && (m & 1u) == 1u)) { m += 1u; }
+  return bitcast<f32>(((top + 127u) << 23u) + (m - 0x800000u)); // a carry out of m raises the exponent
+}
 fn decode_f16(h: u32) -> f32 {
   let sign = (h & 0x8000u) << 16u;
   let exp = (h >> 10u) & 0x1fu;

@@ -46,7 +46,7 @@ async function check(
   const expected = linearReference(cpuFloats(x), cpuFloats(w), m, n, k);
   expectClose(await y.toArray(), expected, {
     ...tolerance(k),
-    what: `linear ${m}x${n}x${k} ${xDtype} x, ${dtype} W`,
+    what: `linear ${m}x${n}x${k} ${xDtype} x, ${dtype} W${v === 'packed' ? ', packed' : Object.keys(v).length ? `, ${JSON.stringify(v)}` : ''}`,
   });
   for (const t of [gx, gw, rowMajor, y]) t.dispose();
 }

@@ -41,6 +41,7 @@ import {
   gemmVariant,
   gemvMaxRows,
   gemvVariant,
+  SOFTWARE_LANES,
 } from '../gpu/variants.js';
 import {
   bind,
@@ -310,10 +311,12 @@ export function linearWith(
   const xBytes = DTYPE_BYTES[x.dtype];
   const mBlock = Math.min(rowsPerBinding(device, xk * xBytes), rowsPerBinding(device, n * 4));
   // Whether the prefill kernel may read x in groups of 4 interleaved rows (`GemmVariant.interleaveX`): x is
-  // then copied once into that layout, which the kernel cannot combine with a folded norm or SwiGLU.
+  // then copied once into that layout, which the kernel cannot combine with a folded norm or SwiGLU, and
+  // which it reads through subgroups of 8 lanes at least (it has no fallback for narrower ones).
   const interleave =
     !norm &&
     !swiglu &&
+    caps.subgroupMinSize >= SOFTWARE_LANES.lanes &&
     mBlock >= m &&
     canShareX(w.dtype, vec, k) &&
     interleavedBytes(m, k) <= caps.maxStorageBindingSize;

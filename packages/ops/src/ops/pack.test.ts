@@ -13,6 +13,7 @@ import {
   unpackRowsReference,
 } from '../gpu/packing.js';
 import { weightPacking } from '../gpu/variants.js';
+import { sameBytes } from '../testing.js';
 import { add } from './binary.js';
 import { embedding } from './embedding.js';
 import { cast, narrow, transpose } from './layout.js';
@@ -160,7 +161,7 @@ describe('packed weights on WebGPU', () => {
       await writable(gpu);
       writeRows(w, row, bytes.subarray(row * 2048, Math.min(rows, row + rowsPerChunk) * 2048));
     }
-    expect(Buffer.from(await w.bytes()).equals(bytes)).toBe(true);
+    expect(sameBytes(await w.bytes(), bytes)).toBe(true);
     w.dispose();
   });
 

@@ -4,7 +4,7 @@ import { useTestDevices } from '../../../../test-support/webgpu.js';
 import type { WebGpuDevice } from '../gpu/device.js';
 import { GpuOpError } from '../gpu/errors.js';
 import { lanesAttentionFits } from '../gpu/variants.js';
-import { expectClose } from '../testing.js';
+import { expectClose, sameBytes } from '../testing.js';
 import { attention, attentionReference, attentionShape } from './attention.js';
 import { KvCache } from './kv-cache.js';
 import { rope, ropeTables } from './rope.js';
@@ -36,7 +36,7 @@ describe('rope, ropeQkv and KvCache.append on tensors larger than one binding', 
     expect(small!.stats.dispatches - before, `${name}: dispatches`).toBeGreaterThan(2);
     expect(split.length).toBe(whole.length);
     for (const [i, bytes] of split.entries()) {
-      expect(Buffer.from(bytes).equals(Buffer.from(whole[i]!)), `${name}: result ${i}`).toBe(true);
+      expect(sameBytes(bytes, whole[i]!), `${name}: result ${i}`).toBe(true);
     }
   }
 
@@ -133,7 +133,7 @@ describe('attention over a KV cache larger than one binding', () => {
       const split = await attend(small, length, seq, 64);
       expect(whole.dispatches, `whole ${length}/${seq}`).toBe(wholeDispatches);
       expect(split.dispatches, `split ${length}/${seq}`).toBe(splitDispatches);
-      expect(Buffer.from(split.bytes).equals(Buffer.from(whole.bytes)), `${length}/${seq}`).toBe(true);
+      expect(sameBytes(split.bytes, whole.bytes), `${length}/${seq}`).toBe(true);
     }
   });
 
@@ -174,7 +174,7 @@ describe('attention over a KV cache larger than one binding', () => {
     const whole = await run(gpu);
     const split = await run(small);
     expect([whole.dispatches, split.dispatches]).toEqual([1, 2]);
-    expect(Buffer.from(split.bytes).equals(Buffer.from(whole.bytes))).toBe(true);
+    expect(sameBytes(split.bytes, whole.bytes)).toBe(true);
   });
 
   it('throws naming the op when one block of 64 key rows does not fit a binding', async ({ skip }) => {
