@@ -2,7 +2,7 @@
  * `pnpm browser` end to end, as a child process: it serves the page and a model until Ctrl-C, and refuses
  * a model directory it cannot serve.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,8 +28,12 @@ describe('pnpm browser', () => {
   });
 
   it('says what a model directory must hold for the page', async () => {
-    const r = await runToEnd('browser.ts', ['--model', tmp, '--port', '0']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/has no model\.safetensors or model\.safetensors\.index\.json/);
+    const empty = await runToEnd('browser.ts', ['--model', tmp, '--port', '0']);
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toMatch(/has no config\.json/);
+    await writeFile(join(tmp, 'config.json'), '{}');
+    const noWeights = await runToEnd('browser.ts', ['--model', tmp, '--port', '0']);
+    expect(noWeights.code).toBe(1);
+    expect(noWeights.stderr).toMatch(/has no model\.safetensors or model\.safetensors\.index\.json/);
   });
 });

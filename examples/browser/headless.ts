@@ -53,6 +53,9 @@ export async function runPage(
   );
   const toBrowser = browser.stdio[3] as Writable;
   const fromBrowser = browser.stdio[4] as Readable;
+  // The pipes break when the browser ends; its exit (below) is what reports that.
+  toBrowser.on('error', () => {});
+  fromBrowser.on('error', () => {});
   const stderr: string[] = [];
   browser.stderr!.setEncoding('utf8').on('data', (s: string) => stderr.push(s));
   const console: string[] = [];
@@ -96,7 +99,16 @@ export async function runPage(
       pending.set(id, { resolve, reject });
       toBrowser.write(`${JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) })}\0`);
     });
-  const exited = new Promise<void>((resolve) => browser.once('exit', () => resolve()));
+  // A browser that fails to start or dies fails every call still waiting for an answer.
+  const exited = new Promise<void>((resolve) => {
+    const end = (why: string) => {
+      for (const call of pending.values()) call.reject(new Error(`Chromium ${why}`));
+      pending.clear();
+      resolve();
+    };
+    browser.once('exit', (code, signal) => end(`exited (${signal ?? code})`));
+    browser.once('error', (error) => end(`did not start: ${error.message}`));
+  });
   try {
     const { targetId } = (await send('Target.createTarget', { url: 'about:blank' })) as { targetId: string };
     const { sessionId } = (await send('Target.attachToTarget', { targetId, flatten: true })) as {

@@ -49,6 +49,9 @@ export async function bundleForBrowser(
 
 /** The files of a model directory the page reads (name -> path): config, tokenizer, weights. */
 function modelFiles(modelDir: string): Map<string, string> {
+  if (!existsSync(join(modelDir, 'config.json'))) {
+    throw new Error(`${modelDir} has no config.json: the browser example reads Hugging Face checkpoints`);
+  }
   const files = new Map([
     ['config.json', join(modelDir, 'config.json')],
     ['tokenizer.json', join(modelDir, 'tokenizer.json')],
@@ -117,9 +120,13 @@ export async function startBrowserExample(modelDir: string, port = 8080): Promis
     const model = path.startsWith('/model/') ? files.get(path.slice('/model/'.length)) : undefined;
     if (path === '/' || path === '/index.html') res.writeHead(200, { 'content-type': 'text/html' }).end(page);
     else if (path === '/main.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(script);
-    else if (model)
-      sendFile(req, res, model, path.endsWith('.json') ? 'application/json' : 'application/octet-stream');
-    else res.writeHead(404).end();
+    else if (model) {
+      try {
+        sendFile(req, res, model, path.endsWith('.json') ? 'application/json' : 'application/octet-stream');
+      } catch (error) {
+        res.writeHead(500).end((error as Error).message); // the file went away while serving
+      }
+    } else res.writeHead(404).end();
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
