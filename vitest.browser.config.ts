@@ -22,7 +22,7 @@ export default defineConfig({
       provider: playwright({
         launchOptions: {
           executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-          args: ['--enable-unsafe-webgpu', '--no-sandbox'],
+          args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-dev-shm-usage'],
         },
       }),
       instances: [{ browser: 'chromium' }],

@@ -45,6 +45,7 @@ export async function runPage(
       '--remote-debugging-pipe',
       '--enable-unsafe-webgpu',
       '--no-sandbox', // containers and CI runners rarely allow Chromium's sandbox
+      '--disable-dev-shm-usage', // nor a large /dev/shm
       '--no-first-run',
       `--user-data-dir=${profile}`,
       'about:blank',
