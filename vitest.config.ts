@@ -1,4 +1,4 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   // Tests import the workspace packages from their sources (the `source` export condition), no build needed.
@@ -6,6 +6,8 @@ export default defineConfig({
   ssr: { resolve: { conditions: ['source', 'import', 'node', 'default'], externalConditions: ['source'] } },
   test: {
     include: ['packages/*/src/**/*.test.ts', 'examples/**/*.test.ts', 'docs/**/*.test.ts'],
+    // Tests written for a browser run in `vitest.browser.config.ts` (headless Chromium) only.
+    exclude: [...configDefaults.exclude, '**/*.browser.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // WebGPU devices and big fixtures are heavy on a 2-core machine: run test files one at a time.

@@ -1,13 +1,14 @@
 // The heart of the model's tests: every fixture, on both devices and both checkpoint layouts, must give
 // Meta's reference logits (f32 tolerance from the fixtures README), the same argmax at every position, and
 // the same greedy tokens; layer-0 intermediates are compared too, so a mismatch points at the op that broke.
-import { cpu, type Device, type Tensor, toCoreDType, toFloat32, viewAs } from '@proj/core';
+import { cpu, type Device, type Tensor } from '@proj/core';
 import { openSafetensors } from '@proj/core/node';
 import type { WebGpuDevice } from '@proj/ops';
 import { maxAbsDiff, testDevice } from '@proj/ops/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWithShared, fixture } from '../../../test-support/fixtures.js';
 import { loadLlama } from './checkpoint/load-dir.js';
+import { readTensor } from './reference.js';
 import { verifyModel } from './verify.js';
 
 const MODELS = [
@@ -34,11 +35,7 @@ const TRACED = [
 async function readAll(path: string): Promise<Map<string, Float32Array | Int32Array>> {
   const file = await openSafetensors(path);
   const out = new Map<string, Float32Array | Int32Array>();
-  for (const name of file.names()) {
-    const dtype = toCoreDType(file.info(name).dtype, name);
-    const raw = viewAs(dtype, await file.read(name));
-    out.set(name, dtype === 'i32' ? (raw as Int32Array) : toFloat32(dtype, raw));
-  }
+  for (const name of file.names()) out.set(name, await readTensor(file, name));
   await file.close();
   return out;
 }
