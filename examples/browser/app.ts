@@ -1,8 +1,9 @@
 /**
  * The browser example's work, apart from the page: open the GPU through `navigator.gpu`, read a model
  * directory served over HTTP (its config, its safetensors weights by Range requests, its tokenizer) and
- * stream a greedy continuation. Nothing here needs Node: `main.ts` calls it from the page, and the test
- * runs the same code, bundled for browsers, in Node with Dawn standing in for `navigator.gpu`.
+ * stream a greedy continuation. Nothing here needs Node: `main.ts` calls it from the page (which the tests
+ * open in headless Chromium), and a test also runs it as a script in a page-like context in Node, with
+ * Dawn standing in for `navigator.gpu`.
  * @module
  */
 import { openHttpCheckpoint } from '@proj/core';
