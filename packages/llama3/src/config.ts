@@ -147,6 +147,22 @@ export function metaFfnDim(dim: number, multipleOf: number, ffnDimMultiplier: nu
 }
 
 /**
+ * The config of a checkpoint in Meta's layout: its `params.json`, with what an HF `config.json` beside it
+ * knows better (the RoPE scaling, which `params.json` lacks: factor 32 for Llama 3.2 1B/3B where Meta's
+ * code would use 8; the context length; the special token ids, with `generation_config.json`'s EOS list).
+ */
+export function configFromMeta(params: unknown, hfConfig?: unknown, generationConfig?: unknown): LlamaConfig {
+  if (hfConfig === undefined) return configFromMetaParams(params);
+  const hf = configFromHf(hfConfig, generationConfig);
+  return configFromMetaParams(params, {
+    ropeScaling: hf.ropeScaling,
+    maxPositions: hf.maxPositions,
+    bosTokenId: hf.bosTokenId,
+    eosTokenIds: hf.eosTokenIds,
+  });
+}
+
+/**
  * Reads Meta's `params.json`. It carries no RoPE scaling factor (only `use_scaled_rope`), and Meta's own
  * code hard-codes factor 8, which is wrong for Llama 3.2 1B/3B (32): pass `ropeScaling` to override
  * (for example from an HF `config.json` next to it); otherwise factor 8 with Meta's other constants.

@@ -1,15 +1,16 @@
 /**
  * The model against Meta's reference in a real browser: `vitest.browser.config.ts` runs this in headless
- * Chromium, whose WebGPU is SwiftShader. The Hugging Face-layout fixtures are fetched from the test server,
- * loaded with `loadLlamaFrom` and compared as `fixtures.test.ts` compares them in Node (logits, argmax at
+ * Chromium, whose WebGPU is SwiftShader. The fixtures are fetched from the test server (Hugging Face and
+ * Meta layouts), loaded with `loadLlamaFrom` and compared as `fixtures.test.ts` compares them in Node (logits, argmax at
  * every position, greedy ids). Node's test run leaves `*.browser.test.ts` files out.
  */
 import { memorySource, SafetensorsFile } from '@proj/core';
 import { createWebGpuDevice, type WebGpuDevice } from '@proj/ops';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadLlamaFrom } from './checkpoint/load.js';
-import { safetensorsSource } from './checkpoint/source.js';
-import { configFromHf } from './config.js';
+import { pthSource, safetensorsSource } from './checkpoint/source.js';
+import { configFromHf, configFromMeta } from './config.js';
+import type { Llama } from './model.js';
 import { compareWithReference, readReference } from './reference.js';
 
 declare module 'vitest' {
@@ -35,21 +36,39 @@ describe("Llama 3 against Meta's reference, in the browser", () => {
     return new Uint8Array(await response.arrayBuffer());
   }
 
-  for (const name of ['tiny-llama3-gqa', 'tiny-llama32-tied', 'stories260K']) {
-    it(`${name}: logits, argmax and greedy ids match Meta's reference`, async ({ skip }) => {
+  /** Loads a fixture the way a page would: the Hugging Face layout, or Meta's (`params.json` + `.pth`). */
+  async function load(dir: string, layout: 'hf' | 'meta'): Promise<Llama> {
+    const json = async (url: string) =>
+      JSON.parse(new TextDecoder().decode(await fetchBytes(url))) as unknown;
+    if (layout === 'hf') {
+      const weights = await SafetensorsFile.open(memorySource(await fetchBytes(`${dir}/model.safetensors`)));
+      const config = configFromHf(await json(`${dir}/config.json`));
+      return loadLlamaFrom(safetensorsSource(weights), config, { device: gpu, onWarning: () => {} });
+    }
+    // Meta's layout sits in original/ of an HF repo, whose config.json knows the RoPE scaling.
+    const config = configFromMeta(
+      await json(`${dir}/original/params.json`),
+      await json(`${dir}/config.json`),
+    );
+    const pth = await pthSource(memorySource(await fetchBytes(`${dir}/original/consolidated.00.pth`)), 'pth');
+    return loadLlamaFrom(pth, config, { device: gpu, format: 'meta', onWarning: () => {} });
+  }
+
+  for (const [name, layout] of [
+    ['tiny-llama3-gqa', 'hf'],
+    ['tiny-llama32-tied', 'hf'],
+    ['tiny-llama32-tied', 'meta'],
+    ['stories260K', 'hf'],
+  ] as const) {
+    it(`${name} (${layout} layout): logits, argmax and greedy ids match Meta's reference`, async ({
+      skip,
+    }) => {
       if (base === undefined) {
         if (inject('ci')) throw new Error('the shared fixtures are missing; CI must provide them');
         return skip('no shared fixtures');
       }
       const dir = `${base}/${name}`;
-      const config = configFromHf(
-        JSON.parse(new TextDecoder().decode(await fetchBytes(`${dir}/config.json`))),
-      );
-      const weights = await SafetensorsFile.open(memorySource(await fetchBytes(`${dir}/model.safetensors`)));
-      const model = await loadLlamaFrom(safetensorsSource(weights), config, {
-        device: gpu,
-        onWarning: () => {},
-      });
+      const model = await load(dir, layout);
       try {
         const expected = await SafetensorsFile.open(
           memorySource(await fetchBytes(`${dir}/expected.safetensors`)),

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { configFromHf, configFromMetaParams, type LlamaConfig } from '../config.js';
+import { configFromHf, configFromMeta, type LlamaConfig } from '../config.js';
 
 /** What was found in a model directory. */
 export interface CheckpointLayout {
@@ -49,25 +49,16 @@ async function metaLayout(dir: string): Promise<CheckpointLayout> {
       `${dir}: expected exactly one consolidated.00.pth (model-parallel checkpoints with several shards are not supported)`,
     );
   }
-  // params.json has no RoPE scaling factor; an HF config.json beside it (or one level up, as in HF repos
-  // with an original/ folder) has the right one (32 for Llama 3.2 1B/3B, where Meta's code would use 8).
+  // params.json has no RoPE scaling factor: an HF config.json beside it (or one level up, as in HF repos
+  // with an original/ folder) has the right one.
   const hf =
     (await optionalJson(join(dir, 'config.json'))) ?? (await optionalJson(join(dirname(dir), 'config.json')));
-  const overrides: Partial<LlamaConfig> = {};
-  if (hf) {
-    const fromHf = configFromHf(hf, await optionalJson(join(dirname(dir), 'generation_config.json')));
-    Object.assign(overrides, {
-      ropeScaling: fromHf.ropeScaling,
-      maxPositions: fromHf.maxPositions,
-      bosTokenId: fromHf.bosTokenId,
-      eosTokenIds: fromHf.eosTokenIds,
-    });
-  }
+  const generation = hf && (await optionalJson(join(dirname(dir), 'generation_config.json')));
   return {
     format: 'meta',
     dir,
     weights: join(dir, shards[0]!),
-    config: configFromMetaParams(params, overrides),
+    config: configFromMeta(params, hf, generation),
   };
 }
 
