@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import vm from 'node:vm';
-import { serializeSafetensors } from '@proj/core';
+import { serializeSafetensors, tensorEntries } from '@proj/core';
 import {
   generate,
   hfConfigJson,
@@ -42,14 +42,7 @@ let sharded: BrowserExampleServer;
 async function writeShardedCheckpoint(dir: string, config: LlamaConfig): Promise<string> {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'config.json'), JSON.stringify(hfConfigJson(config)));
-  const entries = await Promise.all(
-    [...randomHfTensors(config)].map(async ([name, t]) => ({
-      name,
-      dtype: t.dtype,
-      shape: t.shape,
-      data: await t.bytes(),
-    })),
-  );
+  const entries = await tensorEntries(randomHfTensors(config));
   const weightMap: Record<string, string> = {};
   for (const [i, shard] of [entries.slice(0, 5), entries.slice(5)].entries()) {
     const file = `model-0000${i + 1}-of-00002.safetensors`;

@@ -4,7 +4,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Tensor } from '@proj/core';
+import { type Tensor, tensorEntries } from '@proj/core';
 import { writeSafetensorsFile } from '@proj/core/node';
 import type { LlamaConfig } from './config.js';
 import { hfConfigJson, randomHfTensors } from './random-model.js';
@@ -20,9 +20,6 @@ export async function writeHfCheckpoint(
 ): Promise<string> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.json'), `${JSON.stringify(hfConfigJson(config), null, 2)}\n`);
-  const entries = await Promise.all(
-    [...tensors].map(async ([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: await t.bytes() })),
-  );
-  await writeSafetensorsFile(join(dir, 'model.safetensors'), entries);
+  await writeSafetensorsFile(join(dir, 'model.safetensors'), await tensorEntries(tensors));
   return dir;
 }

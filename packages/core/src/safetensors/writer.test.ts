@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fromFloat32, viewAs } from '../dtype.js';
 import { memorySource } from '../io/byte-source.js';
+import { tensor } from '../tensor.js';
 import { SafetensorsError } from './errors.js';
 import { openSafetensors, writeSafetensorsFile } from './files.js';
 import { SafetensorsFile } from './reader.js';
-import { type SafetensorsEntry, serializeSafetensors } from './writer.js';
+import { type SafetensorsEntry, serializeSafetensors, tensorEntries } from './writer.js';
 
 function bytesOf(view: ArrayBufferView): Uint8Array {
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
@@ -117,5 +118,23 @@ describe('writeSafetensorsFile', () => {
       /bad\.safetensors: tensor 'x': shape \[5\] of F32 needs 20 bytes/,
     );
     expect(await readdir(dir)).toEqual([]);
+  });
+});
+
+describe('tensorEntries', () => {
+  it('gives each named tensor its dtype, shape and stored bytes, which round-trip through a file', async () => {
+    const a = tensor([1, 2.5, -3, 4], [2, 2], { dtype: 'bf16' });
+    const b = tensor([7, 8, 9], [3], { dtype: 'i32' });
+    const entries = await tensorEntries([
+      ['a', a],
+      ['b', b],
+    ]);
+    expect(entries.map((e) => [e.name, e.dtype, e.shape])).toEqual([
+      ['a', 'bf16', [2, 2]],
+      ['b', 'i32', [3]],
+    ]);
+    const file = await SafetensorsFile.open(memorySource(serializeSafetensors(entries)));
+    expect([...viewAs('i32', await file.read('b'))]).toEqual([7, 8, 9]);
+    expect(await file.read('a')).toEqual(await a.bytes());
   });
 });

@@ -6,6 +6,7 @@
  * @module
  */
 import { DTYPES, type DType } from '../dtype.js';
+import type { Tensor } from '../tensor.js';
 import {
   fromCoreDType,
   isSafetensorsDType,
@@ -25,6 +26,15 @@ export interface SafetensorsEntry {
   readonly shape: readonly number[];
   /** Row-major little-endian bytes; exactly product(shape) x element size of them. */
   readonly data: Uint8Array;
+}
+
+/** The entries of named tensors (their bytes read back from any device), ready to write. */
+export async function tensorEntries(
+  tensors: Iterable<readonly [string, Tensor]>,
+): Promise<SafetensorsEntry[]> {
+  return Promise.all(
+    [...tensors].map(async ([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: await t.bytes() })),
+  );
 }
 
 /** A validated write: the header bytes (length prefix included) and the tensors in file order. */

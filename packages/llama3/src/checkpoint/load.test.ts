@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpu, memorySource, randn, SafetensorsFile, serializeSafetensors } from '@proj/core';
+import { cpu, memorySource, randn, SafetensorsFile, serializeSafetensors, tensorEntries } from '@proj/core';
 import { testDevice } from '@proj/ops/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LlamaConfig } from '../config.js';
@@ -148,10 +148,7 @@ describe('loadLlama', () => {
 
 describe('loadLlamaFrom', () => {
   it('loads from any byte source the same model as loadLlama, and leaves the source open', async () => {
-    const tensors = [...randomHfTensors(TINY, { seed: 4 })];
-    const entries = await Promise.all(
-      tensors.map(async ([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: await t.bytes() })),
-    );
+    const entries = await tensorEntries(randomHfTensors(TINY, { seed: 4 }));
     let closed = false;
     const bytes = memorySource(serializeSafetensors(entries));
     const file = await SafetensorsFile.open({ ...bytes, close: async () => void (closed = true) });

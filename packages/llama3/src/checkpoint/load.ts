@@ -285,15 +285,12 @@ function checkPreset(config: LlamaConfig, preset: LlamaConfig): void {
  *
  * @example
  * ```ts
- * import { memorySource, SafetensorsFile, serializeSafetensors } from '@proj/core';
+ * import { memorySource, SafetensorsFile, serializeSafetensors, tensorEntries } from '@proj/core';
  * import { LLAMA32_1B, loadLlamaFrom, randomHfTensors, safetensorsSource } from '@proj/llama3';
  * const config = { ...LLAMA32_1B, hiddenSize: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediateSize: 128, vocabSize: 256 };
  * // A checkpoint in memory here; in a browser, `await openHttpCheckpoint(url)` in place of the file.
- * const tensors = [...randomHfTensors(config)];
- * const entries = await Promise.all(
- *   tensors.map(async ([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: await t.bytes() })),
- * );
- * const file = await SafetensorsFile.open(memorySource(serializeSafetensors(entries)));
+ * const bytes = serializeSafetensors(await tensorEntries(randomHfTensors(config)));
+ * const file = await SafetensorsFile.open(memorySource(bytes));
  * const model = await loadLlamaFrom(safetensorsSource(file), config);
  * console.log(model.config.layers); // 2
  * model.dispose();
