@@ -175,7 +175,7 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
       if (i === 0) emit(trace, 'layer0.out', x);
     }
     return scope(() => {
-      const last = options.logits === 'all' ? x : narrow(x, 0, S - 1, 1); // [S, D] or [1, D]
+      const last = options.logits === 'all' || S === 1 ? x : narrow(x, 0, S - 1, 1); // [S, D] or [1, D]
       // RMSNorm(last) @ output^T: [S, D] @ [V, D]^T -> [S, V], f32 whatever the compute dtype
       const logits = this.#normedLinear(last, w.norm, w.output, 'f32', trace, 'final_norm_out');
       x.dispose();

@@ -69,6 +69,7 @@ describe('embedding on WebGPU matches the CPU reference', () => {
     [7, 3, 5],
     [257, 13, 31],
     [1000, 64, 128],
+    [300, 517, 9], // rows longer than a workgroup (256), not a multiple of it
     [128256, 64, 37],
   ];
   for (const [vocab, dim, seq] of cases) {

@@ -96,8 +96,11 @@ export function embeddingRanges(
   return ranges;
 }
 
-// One invocation per output element; a dispatch writes the rows whose ids fall in its range. The first
-// dispatch also writes zeros for ids outside [0, V), so that no output row is left uninitialised.
+// One workgroup per id, its invocations striding along the row: the row's range check is one comparison
+// for the whole workgroup, and no invocation divides by the row length (a software driver executes an
+// integer division as a scalar one per lane: one per element cost lavapipe more than the copy itself).
+// A dispatch writes the rows whose ids fall in its range; the first also writes zeros for ids outside
+// [0, V), so that no output row is left uninitialised.
 // NOTE: ids are compared as u32, so a negative i32 id wraps to a huge value and counts as out of range.
 // A packed table (the tied output head on software drivers) is read through `packed_word`.
 function kernel(idType: DType, tableType: DType, o: OutDType, packing?: RowPacking): string {
@@ -109,21 +112,24 @@ function kernel(idType: DType, tableType: DType, o: OutDType, packing?: RowPacki
 ${declare(0, 'ids', idType)}
 ${declare(1, 'table', tableType)}
 ${declareOut(2, 'out', o)}
-${params(3, { n: 'u32', d: 'u32', first: 'u32', count: 'u32', vocab: 'u32', zero_invalid: 'u32' })}
+${params(3, { rows: 'u32', d: 'u32', first: 'u32', count: 'u32', vocab: 'u32', zero_invalid: 'u32' })}
 ${loader('table', tableType)}
 ${packing ? packedWordWgsl(packing) : ''}
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
-  let i = wg * ${WORKGROUP}u + lid;
-  if (i >= p.n) { return; }
-  let id = u32(ids[i / p.d]);
+  if (wg >= p.rows) { return; }
+  let id = u32(ids[wg]);
   let local = id - p.first; // wraps for ids below the range
-  let k = i % p.d;
+  let at = wg * p.d;
   if (local < p.count) {
-    out[i] = ${stored(o, `table_at(${element})`)};
+    for (var k = lid; k < p.d; k += ${WORKGROUP}u) {
+      out[at + k] = ${stored(o, `table_at(${element})`)};
+    }
   } else if (p.zero_invalid == 1u && id >= p.vocab) {
-    out[i] = ${stored(o, '0.0')};
+    for (var k = lid; k < p.d; k += ${WORKGROUP}u) {
+      out[at + k] = ${stored(o, '0.0')};
+    }
   }
 }`;
 }
@@ -186,7 +192,7 @@ export function embedding<
     maxStorageBindingSize,
     storageOffsetAlignment,
   ).map(({ first, count }) => ({ first: first * G, count: Math.min(count * G, vocab - first * G) }));
-  const n = out.numel;
+  const rows = out.numel / Math.max(dim, 1);
   for (const [k, { first, count }] of ranges.entries()) {
     device.dispatch({
       op: 'embedding',
@@ -200,14 +206,14 @@ export function embedding<
         bind('embedding', out),
       ],
       uniforms: new Params()
-        .u32(n)
+        .u32(rows)
         .u32(dim)
         .u32(first)
         .u32(count)
         .u32(vocab)
         .u32(k === 0 ? 1 : 0)
         .data(),
-      workgroups: grid(Math.ceil(n / WORKGROUP), maxWorkgroupsPerDimension),
+      workgroups: grid(rows, maxWorkgroupsPerDimension),
     });
   }
   if (gpuIds !== ids) gpuIds.dispose(); // returns to the pool after the batch that reads it
