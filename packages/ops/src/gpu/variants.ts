@@ -147,13 +147,25 @@ export function matmulVariant(caps: GpuCaps): GemmVariant {
 }
 
 /**
- * Whether `linear(x, W, { norm })` folds the RMSNorm into its kernel for `m` rows (where the kernel can):
- * for decode rows. A prefill kernel's workgroups each reload the norm's weight with x (one more load per x
- * value in each of N / 32 workgroups), which cost the software kernel 8% on lavapipe (64-token prefill,
- * interleaved runs) for one dispatch saved per norm; GPU prefill's tiled kernel does not fold it at all.
+ * The most weight rows (N) for which a software adapter folds an RMSNorm into `linear` (see
+ * {@link fusesRmsnorm}).
  */
-export function fusesRmsnorm(_caps: GpuCaps, m: number): boolean {
-  return m <= DECODE_ROWS;
+export const SOFTWARE_NORM_FOLD_MAX_ROWS = 4096;
+
+/**
+ * Whether `linear(x, W, { norm })` folds the RMSNorm into its kernel for `m` rows of x and `n` rows of W
+ * (where the kernel can): for decode rows, and on software adapters only up to
+ * {@link SOFTWARE_NORM_FOLD_MAX_ROWS} rows of W. Folded, every workgroup loads the norm's weight beside the
+ * x values it loads, so the software kernel (32 rows of W per workgroup) loads it N / 32 times over, an
+ * eighteenth more loads per weight word; a separate `rmsnorm` dispatch costs about 0.1 ms there. On
+ * lavapipe, 1B decode with the gate/up and output-head norms separate ran at 6.76-6.97 tok/s against
+ * 6.57-6.73 folded (three alternating pairs; the q/k/v projection, N = 3072, is faster folded). A prefill
+ * kernel's workgroups each reload the norm's weight with x too, which cost the software kernel 8% on
+ * lavapipe (64-token prefill, interleaved runs) for one dispatch saved per norm; GPU prefill's tiled kernel
+ * does not fold it at all.
+ */
+export function fusesRmsnorm(caps: GpuCaps, m: number, n: number): boolean {
+  return m <= DECODE_ROWS && (!caps.software || n <= SOFTWARE_NORM_FOLD_MAX_ROWS);
 }
 
 /**

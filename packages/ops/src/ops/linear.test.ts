@@ -264,6 +264,37 @@ describe('linear on WebGPU matches the f64 reference', () => {
     }
   });
 
+  // Where the norm is folded by default: decode rows, and on software adapters only for weights of at most
+  // 4096 rows (above that the folded kernel reloads g in every one of its N / 32 workgroups, which costs
+  // more than a separate rmsnorm dispatch). Tolerance as above.
+  it('folds the RMSNorm by default for decode rows, on software adapters only into small weights', async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const k = 16;
+    const x = randn([1, k], { seed: 1 });
+    const g = randn([k], { seed: 2, dtype: 'bf16' });
+    const [gx, gg] = await Promise.all([x.to(gpu), g.to(gpu)]);
+    for (const n of [4096, 4097]) {
+      const w = randn([n, k], { seed: n, dtype: 'bf16' });
+      const weight = await w.to(gpu);
+      const before = gpu.stats.dispatches;
+      const y = linear(gx, weight, { norm: { weight: gg } });
+      const folded = !gpu.caps.software || n <= 4096;
+      expect(gpu.stats.dispatches - before, `N = ${n}`).toBe(folded ? 1 : 2);
+      const expected = linearReference(
+        rmsnormReference(cpuFloats(x), cpuFloats(g), 1e-5),
+        cpuFloats(w),
+        1,
+        n,
+        k,
+      );
+      expectClose(await y.toArray(), expected, { ...tolerance(k), what: `N = ${n}` });
+      for (const t of [weight, y]) t.dispose();
+    }
+    for (const t of [gx, gg]) t.dispose();
+  });
+
   // SwiGLU computed as x is loaded: x is [M, 2K]. Against the references in sequence: the product's f32
   // error (as above, |silu(g) u| ~ 1) plus swiglu's own (rtol 1e-5 per value, see activations.test.ts),
   // which adds up over K terms like a random walk: 4 sqrt(K) 1e-5.

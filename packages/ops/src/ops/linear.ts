@@ -123,10 +123,10 @@ export interface FusedRmsNorm {
 export interface LinearOptions<O extends OutDType> extends OutOptions<O> {
   /**
    * Normalise x first: `linear(x, W, { norm: { weight, eps } })` is `linear(rmsnorm(x, weight, eps), W)`.
-   * For decode rows it is one pass (`fusesRmsnorm` in `gpu/variants.ts`): x is multiplied by the weight as
-   * it is loaded, the sum of its squares is gathered on the way, and each result is scaled once, so the
-   * normalised x is never written and there is one dispatch, not two. For prefill the two ops run one
-   * after the other.
+   * For decode rows it is one pass where that pays (`fusesRmsnorm` in `gpu/variants.ts`): x is multiplied by
+   * the weight as it is loaded, the sum of its squares is gathered on the way, and each result is scaled
+   * once, so the normalised x is never written and there is one dispatch, not two. Otherwise (prefill, and
+   * large weights on software adapters) the two ops run one after the other.
    */
   norm?: FusedRmsNorm;
   /**
@@ -280,7 +280,7 @@ export function linearWith(
   // A norm or SwiGLU that this kernel does not fold (or where folding does not pay) runs as its own op
   // first. The GEMV and the shareX kernel (packed weights among them) can fold a norm, every kernel SwiGLU.
   const normFolds = () =>
-    (variants.fuseNorm ?? fusesRmsnorm(caps, m)) &&
+    (variants.fuseNorm ?? fusesRmsnorm(caps, m, n)) &&
     (packing !== undefined ||
       m <= gemvRows ||
       ((variants.gemm ?? gemmVariant(caps, m)).shareX === true && canShareX(w.dtype, vec, k)));
