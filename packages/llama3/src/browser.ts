@@ -11,6 +11,7 @@ export * from './generate.js';
 export * from './model.js';
 export * from './presets.js';
 export * from './random-model.js';
+export * from './reference.js';
 export * from './rope-frequencies.js';
 export * from './sampler.js';
 export * from './weights.js';

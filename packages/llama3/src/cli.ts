@@ -6,13 +6,16 @@
 import { parseArgs } from 'node:util';
 import { cpu, type Device } from '@proj/core';
 import { createWebGpuDevice, type WebGpuDevice } from '@proj/ops';
-import { DEFAULT_LOGITS_ATOL, verifyModel } from './verify.js';
+import { DEFAULT_LOGITS_ATOL } from './reference.js';
+import { verifyModel } from './verify.js';
 
 const USAGE = `usage: pnpm llama3 verify --model <dir> --expected <expected.safetensors> [--device cpu|webgpu] [--atol ${DEFAULT_LOGITS_ATOL}]
 
 Runs the prompt stored in <expected.safetensors> ('input_ids') through the model in <dir> (HF or Meta layout),
-prints the largest absolute difference from the reference logits, the argmax agreement per position and
-whether greedy generation reproduces 'greedy_ids'. Exits with status 1 when any of them is off.`;
+prints the largest absolute difference from the reference logits, the argmax agreement per position, the
+largest difference of each layer-0 intermediate the reference stores, how far decoding the prompt token by
+token with the KV cache is from running it whole, and whether greedy generation reproduces 'greedy_ids'.
+Exits with status 1 when any of them is off.`;
 
 async function verifyCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -48,6 +51,16 @@ async function verifyCommand(argv: string[]): Promise<number> {
     );
     console.log(
       `argmax agreement: ${agree}/${r.positions} positions [${r.argmaxAgree.map((a) => (a ? '1' : '0')).join('')}]`,
+    );
+    if (r.intermediates.length > 0) {
+      const worst = r.intermediates.reduce((a, b) => (b.maxAbsDiff > a.maxAbsDiff ? b : a));
+      const bad = r.intermediates.filter((i) => !(i.maxAbsDiff <= r.atol)).map((i) => i.name);
+      console.log(
+        `intermediates: ${r.intermediates.length} compared, max |diff| = ${worst.maxAbsDiff.toExponential(3)} (${worst.name})${bad.length ? `; over the tolerance: ${bad.join(', ')}` : ''}`,
+      );
+    }
+    console.log(
+      `decoding with the KV cache vs the whole prompt: max |diff| = ${r.cacheMaxAbsDiff.toExponential(3)}`,
     );
     const same =
       r.greedyIds.every((id, i) => id === r.expectedGreedyIds[i]) &&

@@ -2,15 +2,16 @@
  * The model against Meta's reference in a real browser: `vitest.browser.config.ts` runs this in headless
  * Chromium, whose WebGPU is SwiftShader. The fixtures are fetched from the test server (Hugging Face and
  * Meta layouts), loaded with `loadLlamaFrom` and compared as `fixtures.test.ts` compares them in Node (logits, argmax at
- * every position, greedy ids). Node's test run leaves `*.browser.test.ts` files out.
+ * every position, layer-0 intermediates, cached decoding, greedy ids). Node's test run leaves `*.browser.test.ts` files out.
  */
 import { memorySource, SafetensorsFile } from '@proj/core';
 import { createWebGpuDevice, type WebGpuDevice } from '@proj/ops';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, inject, it } from 'vitest';
 import { loadLlamaFrom } from './checkpoint/load.js';
 import { pthSource, safetensorsSource } from './checkpoint/source.js';
 import { configFromHf, configFromMeta } from './config.js';
 import type { Llama } from './model.js';
+import { expectMatchesReference } from './reference.fixture.js';
 import { compareWithReference, readReference } from './reference.js';
 
 declare module 'vitest' {
@@ -60,7 +61,7 @@ describe("Llama 3 against Meta's reference, in the browser", () => {
     ['tiny-llama32-tied', 'meta'],
     ['stories260K', 'hf'],
   ] as const) {
-    it(`${name} (${layout} layout): logits, argmax and greedy ids match Meta's reference`, async ({
+    it(`${name} (${layout} layout): logits, argmax, intermediates, cached decoding and greedy ids match Meta's reference`, async ({
       skip,
     }) => {
       if (base === undefined) {
@@ -73,10 +74,7 @@ describe("Llama 3 against Meta's reference, in the browser", () => {
         const expected = await SafetensorsFile.open(
           memorySource(await fetchBytes(`${dir}/expected.safetensors`)),
         );
-        const r = await compareWithReference(model, await readReference(expected));
-        expect(r.maxAbsDiff).toBeLessThanOrEqual(1e-4); // as in Node: the fixtures README's f32 tolerance
-        expect(r.argmaxAgree.every(Boolean)).toBe(true);
-        expect(r.greedyIds).toEqual(r.expectedGreedyIds);
+        expectMatchesReference(await compareWithReference(model, await readReference(expected)));
       } finally {
         model.dispose();
       }

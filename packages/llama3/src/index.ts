@@ -11,3 +11,4 @@ export * from './checkpoint/layout.js';
 export * from './checkpoint/load-dir.js';
 export * from './hub/index.js';
 export * from './random-checkpoint.js';
+export * from './verify.js';

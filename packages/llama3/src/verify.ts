@@ -6,11 +6,12 @@
 import type { Device } from '@proj/core';
 import { openSafetensors } from '@proj/core/node';
 import { loadLlama } from './checkpoint/load-dir.js';
-import { compareWithReference, DEFAULT_LOGITS_ATOL, readReference, type VerifyReport } from './reference.js';
+import { compareWithReference, readReference, type VerifyReport } from './reference.js';
 
-export { DEFAULT_LOGITS_ATOL, type VerifyReport };
-
-/** Loads `modelDir` onto `device`, runs the reference prompt of `expectedPath` and compares. */
+/**
+ * Loads `modelDir` onto `device`, runs the reference prompt of `expectedPath` (an `expected.safetensors` of
+ * the test fixtures) and compares (see {@link compareWithReference}).
+ */
 export async function verifyModel(
   modelDir: string,
   expectedPath: string,
