@@ -78,7 +78,10 @@ async function readNumbers(reader: SafetensorsReader, name: string): Promise<Flo
   return dtype === 'i32' ? (raw as Int32Array) : toFloat32(dtype, raw);
 }
 
-/** The reference run stored in an `expected.safetensors` (`input_ids`, `logits`, `greedy_ids`). */
+/**
+ * The reference run stored in an `expected.safetensors`: `input_ids`, `logits`, `greedy_ids`, and whichever
+ * of {@link REFERENCE_INTERMEDIATES} it has.
+ */
 export async function readReference(reader: SafetensorsReader): Promise<ReferenceOutputs> {
   const read = async (name: string) => {
     if (!reader.names().includes(name)) throw new Error(`verify: the reference has no '${name}'`);
