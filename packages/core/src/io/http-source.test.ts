@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../safetensors/reader.js';
 import { serializeSafetensors } from '../safetensors/writer.js';
-import { openHttpSource } from './http-source.js';
+import { openHttpSource, readBody } from './http-source.js';
 
 const BYTES = new Uint8Array(100_000).map((_, i) => (i * 7 + 3) & 0xff);
 const SAFETENSORS = serializeSafetensors([
@@ -16,11 +16,11 @@ const SAFETENSORS = serializeSafetensors([
 ]);
 
 // Paths: /bytes and /model.safetensors answer Range requests; /whole ignores them (200 and the whole
-// file); /short sends one byte fewer than asked; /shifted sends another range than asked.
+// file); /short sends one byte fewer than asked, /long one byte more; /shifted sends another range than asked.
 function handle(req: IncomingMessage, res: ServerResponse): void {
   const path = req.url ?? '';
   const body = path === '/model.safetensors' ? SAFETENSORS : BYTES;
-  if (!['/bytes', '/model.safetensors', '/whole', '/short', '/shifted'].includes(path)) {
+  if (!['/bytes', '/model.safetensors', '/whole', '/short', '/long', '/shifted'].includes(path)) {
     res.writeHead(404).end();
     return;
   }
@@ -32,7 +32,8 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   let start = Number(m[1]);
   let end = Math.min(Number(m[2]), body.length - 1);
   if (path === '/shifted' && start > 0) [start, end] = [start + 1, end + 1];
-  const slice = body.subarray(start, path === '/short' && start > 0 ? end : end + 1);
+  const stop = start === 0 ? end + 1 : path === '/short' ? end : path === '/long' ? end + 2 : end + 1;
+  const slice = body.subarray(start, stop);
   res
     .writeHead(206, {
       'content-range': `bytes ${start}-${end}/${body.length}`,
@@ -81,6 +82,8 @@ describe('openHttpSource', () => {
     await expect(openHttpSource(`${base}/missing`)).rejects.toThrow(/missing: bytes 0-0: HTTP 404/);
     const short = await openHttpSource(`${base}/short`);
     await expect(short.read(100, 50)).rejects.toThrow(/bytes 100-149: got 49 bytes, expected 50/);
+    const long = await openHttpSource(`${base}/long`);
+    await expect(long.read(100, 50)).rejects.toThrow(/bytes 100-149: the response runs past 50 bytes/);
     const shifted = await openHttpSource(`${base}/shifted`);
     await expect(shifted.read(100, 50)).rejects.toThrow(/asked for bytes 100-149, the server sent 101-150/);
   });
@@ -91,5 +94,32 @@ describe('openHttpSource', () => {
     const dead = `http://127.0.0.1:${(closed.address() as AddressInfo).port}/x`;
     await new Promise<void>((done) => closed.close(() => done()));
     await expect(openHttpSource(dead)).rejects.toThrow(/\/x: request for bytes 0-0 failed/);
+  });
+});
+
+describe('readBody', () => {
+  const response = (...chunks: number[][]) =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (const c of chunks) controller.enqueue(new Uint8Array(c));
+          controller.close();
+        },
+      }),
+    );
+
+  it('joins the chunks, or writes them into the given array', async () => {
+    expect([...(await readBody(response([1, 2], [3]), 3, 'x'))]).toEqual([1, 2, 3]);
+    const into = new Uint8Array(5);
+    const got = await readBody(response([4], [5, 6]), 5, 'x', into);
+    expect(got.buffer).toBe(into.buffer);
+    expect([...got]).toEqual([4, 5, 6]);
+    expect(await readBody(new Response(null), 1, 'x')).toEqual(new Uint8Array(0));
+  });
+
+  it('stops at the first chunk past the limit, whatever the server declared', async () => {
+    await expect(readBody(response([1, 2], [3, 4]), 3, 'where')).rejects.toThrow(
+      'where: the response runs past 3 bytes',
+    );
   });
 });

@@ -13,6 +13,40 @@ export interface HttpSourceOptions {
   fetch?: typeof fetch;
 }
 
+/**
+ * The body of `response`, at most `max` bytes, read as it streams in: written into `into` where given (no
+ * copy through a buffer of its own), else returned whole. A body longer than `max` is cancelled and is an
+ * error naming `where`, so a server cannot make the reader hold more than it asked for.
+ * @internal
+ */
+export async function readBody(
+  response: Response,
+  max: number,
+  where: string,
+  into?: Uint8Array,
+): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  const reader = response.body?.getReader();
+  for (let r = await reader?.read(); r && !r.done; r = await reader!.read()) {
+    if (total + r.value.byteLength > max) {
+      await reader!.cancel();
+      throw new Error(`${where}: the response runs past ${max} bytes`);
+    }
+    if (into) into.set(r.value, total);
+    else parts.push(r.value);
+    total += r.value.byteLength;
+  }
+  if (into) return into.subarray(0, total);
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
+
 /** `start`, `end` and `total` of a `Content-Range: bytes start-end/total` header. */
 function parseContentRange(header: string | null): { start: number; end: number; total: number } | undefined {
   const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(header?.trim() ?? '');
@@ -75,20 +109,17 @@ export async function openHttpSource(
       if (length === 0) return out;
       const end = offset + length - 1;
       const response = await request(offset, end);
-      const got = parseContentRange(response.headers.get('content-range'));
-      if (got?.start !== offset || got.end !== end) {
+      const sent = parseContentRange(response.headers.get('content-range'));
+      if (sent?.start !== offset || sent.end !== end) {
         await response.body?.cancel();
         throw new Error(
-          `${where}: asked for bytes ${offset}-${end}, the server sent ${got ? `${got.start}-${got.end}` : 'another range'}`,
+          `${where}: asked for bytes ${offset}-${end}, the server sent ${sent ? `${sent.start}-${sent.end}` : 'another range'}`,
         );
       }
-      const bytes = new Uint8Array(await response.arrayBuffer());
-      if (bytes.byteLength !== length) {
-        throw new Error(
-          `${where}: bytes ${offset}-${end}: got ${bytes.byteLength} bytes, expected ${length}`,
-        );
+      const got = await readBody(response, length, `${where}: bytes ${offset}-${end}`, out);
+      if (got.byteLength !== length) {
+        throw new Error(`${where}: bytes ${offset}-${end}: got ${got.byteLength} bytes, expected ${length}`);
       }
-      out.set(bytes);
       return out;
     },
   };

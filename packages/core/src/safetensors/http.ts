@@ -3,7 +3,7 @@
  * for browsers. Every tensor is read by Range requests when it is asked for.
  * @module
  */
-import { type HttpSourceOptions, openHttpSource } from '../io/http-source.js';
+import { type HttpSourceOptions, openHttpSource, readBody } from '../io/http-source.js';
 import { SafetensorsError } from './errors.js';
 import { SafetensorsFile, type SafetensorsReader } from './reader.js';
 import {
@@ -44,13 +44,10 @@ export async function openHttpCheckpoint(
     return openFile(SAFETENSORS_FILE);
   }
   if (!response.ok) throw new Error(`${indexUrl}: HTTP ${response.status} ${response.statusText}`);
-  const declared = Number(response.headers.get('content-length') ?? 0);
-  if (declared > MAX_INDEX_BYTES) {
-    await response.body?.cancel();
-    throw new SafetensorsError(`index is ${declared} bytes, over the ${MAX_INDEX_BYTES}-byte limit`, {
-      file: indexUrl,
-    });
-  }
-  const index = parseSafetensorsIndex(await response.text(), indexUrl);
+  // Read with a cap, whatever the server declares (a chunked response declares no length).
+  const text = await readBody(response, MAX_INDEX_BYTES, 'index').catch((error: Error) => {
+    throw new SafetensorsError(error.message, { file: indexUrl, cause: error });
+  });
+  const index = parseSafetensorsIndex(new TextDecoder().decode(text), indexUrl);
   return ShardedSafetensors.open(index, openFile, indexUrl);
 }
