@@ -234,7 +234,7 @@ async function benchModel(c: ModelCase): Promise<BenchResult[]> {
         unit: 'count',
       });
     }
-    if (gpu) out.push(await recordTime(gpu, model, key));
+    if (gpu) out.push(...(await recordTime(gpu, model, key)));
     if (gpu?.caps.timestamps) out.push(...(await kernelTimes(gpu, model, prompt, key)));
   } finally {
     model.dispose();
@@ -295,7 +295,7 @@ function benchSampler(): BenchResult[] {
  * encoded, not waited for), with the device idle meanwhile. Greedy decoding records step t + 1 while the
  * device runs step t, so no step can take less than this: on a fast GPU it can be what limits decode.
  */
-async function recordTime(gpu: WebGpuDevice, model: Llama, key: string): Promise<BenchResult> {
+async function recordTime(gpu: WebGpuDevice, model: Llama, key: string): Promise<BenchResult[]> {
   const steps = 16;
   const cache = model.createCache(steps + 1);
   const first = model.forward([1], cache);
@@ -318,11 +318,40 @@ async function recordTime(gpu: WebGpuDevice, model: Llama, key: string): Promise
   best.dispose();
   cache.dispose();
   const ms = median(times);
+  return [
+    {
+      name: `decode.${key}.record_ms`,
+      value: ms,
+      unit: 'ms',
+      info: `JavaScript and WebGPU calls to record one step of ${perStep} dispatches (median of ${steps}): ${((1000 * ms) / perStep).toFixed(1)} us per dispatch`,
+    },
+    await replayTime(gpu, model, key, steps),
+  ];
+}
+
+/** `decode.<key>.replay_ms`: the host's time to record a greedy step by replaying it (`Llama.greedyStep`). */
+async function replayTime(gpu: WebGpuDevice, model: Llama, key: string, steps: number): Promise<BenchResult> {
+  const cache = model.createCache(steps + 4);
+  const first = model.forward([1], cache);
+  const token = argmax(first) as Tensor<readonly [1], 'i32'>;
+  first.dispose();
+  model.greedyStep(token, cache); // captured
+  model.greedyStep(token, cache); // checked: replayed from here on
+  const times: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    await gpu.sync();
+    const t0 = performance.now();
+    model.greedyStep(token, cache);
+    times.push(performance.now() - t0);
+  }
+  await gpu.sync();
+  token.dispose();
+  cache.dispose();
   return {
-    name: `decode.${key}.record_ms`,
-    value: ms,
+    name: `decode.${key}.replay_ms`,
+    value: median(times),
     unit: 'ms',
-    info: `JavaScript and WebGPU calls to record one step of ${perStep} dispatches (median of ${steps}): ${((1000 * ms) / perStep).toFixed(1)} us per dispatch`,
+    info: `the same step replayed (median of ${steps}): what greedy generation records per token`,
   };
 }
 
@@ -421,6 +450,7 @@ export const suite: BenchSuite = async ({ quick }) => {
           decodeTokens: 128,
         })),
       );
+      if (!gpu.caps.software) results.push(...(await decodeUnchecked(dir)));
     }
     if (gpu) {
       probes.push(await probe());
@@ -438,6 +468,38 @@ export const suite: BenchSuite = async ({ quick }) => {
   }
   return results;
 };
+
+/**
+ * `decode.llama32-1b-shape-unchecked.webgpu.*`: the same greedy decode on a device made with
+ * `robustness: false` (kernels compiled without bounds clamping; Dawn only). GPUs only: a second copy of
+ * the model takes a while to load on a software adapter, which also spends its time elsewhere.
+ */
+async function decodeUnchecked(dir: string): Promise<BenchResult[]> {
+  const device = await createWebGpuDevice({ robustness: false });
+  try {
+    const model = await loadLlama(dir, { device, onWarning: () => {} });
+    const prompt = [1, 2, 3, 4, 5, 6, 7, 8];
+    const run = async (maxNewTokens: number) => {
+      const times: number[] = [];
+      for await (const _ of generate(model, prompt, { temperature: 0, maxNewTokens, stopIds: [] })) {
+        times.push(performance.now());
+      }
+      return ((times.length - 1) / (times.at(-1)! - times[0]!)) * 1000;
+    };
+    await run(16); // kernels compiled
+    const tokS = await run(128);
+    const key = 'llama32-1b-shape-unchecked.webgpu';
+    const info = '127 tokens after an 8-token prompt, greedy, on a device with robustness: false';
+    const bytes = bytesPerToken(model, prompt.length + 64);
+    model.dispose();
+    return [
+      { name: `decode.${key}.tok_s`, value: tokS, unit: 'tok/s', info },
+      { name: `decode.${key}.bytes_per_token`, value: bytes, unit: 'B' },
+    ];
+  } finally {
+    device.destroy();
+  }
+}
 
 /** `decode.<model>.webgpu.roofline_fraction` for each model decoded on WebGPU: bytes * tok/s over the probe. */
 function rooflines(results: BenchResult[], probeGbS: number): BenchResult[] {

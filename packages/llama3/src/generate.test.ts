@@ -1,8 +1,8 @@
 import { cpu, tensor } from '@proj/core';
-import { argmax, type WebGpuDevice } from '@proj/ops';
+import { argmax, GpuGraph, type WebGpuDevice } from '@proj/ops';
 import { testDevice } from '@proj/ops/testing';
 import { loadTokenizer, type Tokenizer } from '@proj/tokenizer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { LlamaConfig } from './config.js';
 import { chat, generate, generateText } from './generate.js';
 import type { Llama } from './model.js';
@@ -160,7 +160,7 @@ describe('generation memory on WebGPU', () => {
   });
   afterAll(() => gpu?.destroy());
 
-  it('greedy generation, which records each step before reading the id, matches step-by-step decoding', async ({
+  it('greedy generation, which records (or replays) each step before reading the id, matches step-by-step decoding', async ({
     skip,
   }) => {
     if (!gpu) return skip('no WebGPU adapter');
@@ -178,16 +178,37 @@ describe('generation memory on WebGPU', () => {
     const inUse = () => gpu!.memory.liveBytes - gpu!.memory.pooledBytes; // not counting the pool's spares
     await gpu.sync(); // buffers freed while work was being recorded return to the pool at the submit
     const before = inUse();
+    const replay = vi.spyOn(GpuGraph.prototype, 'replay');
     const { ids } = await collect(
       generate(model, [1, 2, 3], { temperature: 0, maxNewTokens: 20, stopIds: [] }),
     );
     expect(ids).toEqual(expected);
+    // 19 steps after the prompt's: captured, checked, and the other 17 replayed.
+    expect(replay.mock.results.filter((r) => r.value === true)).toHaveLength(17);
+    replay.mockRestore();
     // Stopping at an id leaves one step recorded past it: its tensors are freed too.
     const stop = await collect(generate(model, [1, 2, 3], { temperature: 0, stopIds: [expected[5]!] }));
     expect(stop.ids).toEqual(expected.slice(0, expected.indexOf(expected[5]!)));
     await gpu.sync();
     expect(inUse()).toBe(before);
     model.dispose();
+  });
+
+  it('greedyStep refuses a disposed model or ids tensor, whose buffers a replay would still bind', async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const model = randomLlama({ ...TINY_LLAMA3, vocabSize: 300 }, { seed: 4, device: gpu });
+    const cache = model.createCache(8);
+    const ids = tensor([1], [1], { dtype: 'i32', device: gpu });
+    for (let i = 0; i < 3; i++) model.greedyStep(ids, cache); // captured, checked, replayed
+    expect(cache.length).toBe(3);
+    const other = tensor([1], [1], { dtype: 'i32', device: gpu });
+    other.dispose();
+    expect(() => model.greedyStep(other, cache)).toThrow('greedyStep: the ids tensor has been disposed');
+    model.dispose();
+    expect(() => model.greedyStep(ids, cache)).toThrow('greedyStep: the model has been disposed');
+    for (const t of [ids, cache]) t.dispose();
   });
 
   it('generating 1000 tokens twice allocates nothing new the second time', async ({ skip }) => {

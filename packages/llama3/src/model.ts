@@ -12,8 +12,10 @@
 import { type Device, keep, scope, Tensor, tensor } from '@proj/core';
 import {
   add,
+  argmax,
   attention,
   embedding,
+  type GpuGraph,
   KvCache,
   linear,
   linearAccumulate,
@@ -80,14 +82,31 @@ export class LlamaCache {
   get capacity(): number {
     return this.layers[0]?.maxSeq ?? 0;
   }
+  /** @internal The replayable greedy step of this cache (see {@link Llama.greedyStep}). */
+  decodeGraph: DecodeGraph | undefined;
   /** Forgets every position (keeps the memory). */
   reset(): void {
     for (const c of this.layers) c.reset();
+    this.dropDecodeGraph();
   }
   /** Frees the cache memory. */
   dispose(): void {
     for (const c of this.layers) c.dispose();
+    this.dropDecodeGraph();
   }
+  /** @internal */
+  dropDecodeGraph(): void {
+    this.decodeGraph?.graph.dispose();
+    this.decodeGraph = undefined;
+  }
+}
+
+/** A greedy step captured at `position` reading and writing `ids`; `checked` once it may replay. */
+interface DecodeGraph {
+  graph: GpuGraph;
+  position: number;
+  ids: Tensor;
+  checked: boolean;
 }
 
 /**
@@ -184,6 +203,46 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
   }
 
   /**
+   * One greedy decode step: runs the token in `ids` (an i32 `[1]` tensor on the model's device) at the
+   * next position of `cache` and writes the most likely next token into `ids`, where the next step reads
+   * it. Nothing comes back to the host: read `ids` for the token (in queue order, so a read issued before
+   * the next step sees this step's token).
+   *
+   * On WebGPU the step is captured once, checked on the next step, and from then on replayed
+   * (`WebGpuDevice.capture`): the same kernels on the same buffers, bit for bit, without running the ops'
+   * JavaScript, which on a fast GPU costs the host about as much as the step costs the GPU. The step is
+   * captured again where its dispatches change (attention splits the keys into more chunks as the cache
+   * grows), with a different `ids` tensor, or after `cache.reset()`.
+   */
+  greedyStep(ids: Tensor<readonly [1], 'i32'>, cache: LlamaCache): void {
+    const step = () =>
+      scope(() => {
+        argmax(this.forward(ids, cache), { into: ids }); // [1, V] logits -> the next token's id, in place
+      });
+    if (!(this.device instanceof WebGpuDevice)) {
+      step();
+      return;
+    }
+    // A replay binds the buffers the capture bound, without the ops' checks that their tensors still live.
+    if (this.disposed || ids.disposed) {
+      throw new Error(`greedyStep: the ${this.disposed ? 'model' : 'ids tensor'} has been disposed`);
+    }
+    const position = cache.length;
+    const d = cache.decodeGraph;
+    if (d && d.ids === ids && d.checked && d.graph.replay(position - d.position)) {
+      for (const layer of cache.layers) layer.reserve(1); // what the replayed ropeQkv would have done
+      return;
+    }
+    if (d && d.ids === ids && !d.checked && position === d.position + 1) {
+      d.checked = d.graph.check(step, 1); // runs the step either way
+      if (!d.checked) cache.dropDecodeGraph();
+      return;
+    }
+    cache.dropDecodeGraph();
+    cache.decodeGraph = { graph: this.device.capture(step), position, ids, checked: false };
+  }
+
+  /**
    * One transformer block: `x + Attention(RMSNorm(x))`, then `+ SwiGLU(RMSNorm(x))`. Returns the new
    * residual stream, which is `x` itself updated in place unless tracing.
    */
@@ -254,5 +313,10 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
     disposeWeights(this.weights);
     this.#rope.cos.dispose();
     this.#rope.sin.dispose();
+  }
+
+  /** Whether {@link Llama.dispose} has run (its weights' buffers may since serve other tensors). */
+  get disposed(): boolean {
+    return this.#rope.cos.disposed;
   }
 }

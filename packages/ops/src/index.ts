@@ -8,6 +8,7 @@ export * from './gpu/acquire.js';
 export * from './gpu/caps.js';
 export * from './gpu/device.js';
 export * from './gpu/errors.js';
+export { GpuGraph, type GraphEntry, type PositionalWord } from './gpu/graph.js';
 export * from './gpu/packing.js';
 export { sizeClass } from './gpu/pool.js';
 export { type KernelTime, MAX_TIMELINE, type Profile } from './gpu/profiler.js';

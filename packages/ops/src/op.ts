@@ -15,6 +15,7 @@ import {
 } from '@proj/core';
 import { type BufferBinding, type GpuStorage, WebGpuDevice } from './gpu/device.js';
 import { GpuOpError } from './gpu/errors.js';
+import type { PositionalWord } from './gpu/graph.js';
 
 /** The device all `tensors` live on; throws naming the op when they are on different devices. */
 export function deviceOf(op: string, ...tensors: Tensor[]): Device {
@@ -164,11 +165,23 @@ export function runs(
 export class Params {
   readonly #words: number[] = [];
   readonly #kinds: ('u32' | 'i32' | 'f32')[] = [];
+  /** The slots that move with the sequence position (see {@link Params.position}). */
+  readonly positional: PositionalWord[] = [];
   /** Appends an unsigned integer. */
   u32(value: number): this {
     this.#words.push(value >>> 0);
     this.#kinds.push('u32');
     return this;
+  }
+  /**
+   * Appends an unsigned integer that grows by `perPosition` for each position a decode step moves on (a
+   * position, a cache length, a cache row's offset), so that a replayed step (`WebGpuDevice.capture`)
+   * can rewrite it. A slot that moves but is not declared here makes the replay's check fail, not the
+   * result wrong.
+   */
+  position(value: number, perPosition = 1): this {
+    this.positional.push({ word: this.#words.length, perPosition });
+    return this.u32(value);
   }
   /** Appends a signed integer. */
   i32(value: number): this {

@@ -33,8 +33,11 @@ export interface GpuEntry {
  */
 const DAWN_FLAGS = ['disable-dawn-features=timestamp_quantization'];
 
-/** The platform's WebGPU entry point: `navigator.gpu` if present, else Dawn's Node binding. */
-export async function acquireGpu(): Promise<GpuEntry> {
+/**
+ * The platform's WebGPU entry point: `navigator.gpu` if present, else Dawn's Node binding (with bounds
+ * clamping in shaders unless `robustness` is false: see `WebGpuDeviceOptions.robustness`).
+ */
+export async function acquireGpu(options: { robustness?: boolean } = {}): Promise<GpuEntry> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return { gpu: nav.gpu, source: 'navigator' };
   let dawn: { create?(flags: string[]): GPU };
@@ -45,5 +48,7 @@ export async function acquireGpu(): Promise<GpuEntry> {
   }
   // Browser bundles replace the binding with an empty module (the package's "browser" field).
   if (typeof dawn.create !== 'function') throw new NoAdapterError('this browser has no navigator.gpu');
-  return { gpu: dawn.create(DAWN_FLAGS), source: 'dawn' };
+  const flags =
+    options.robustness === false ? [...DAWN_FLAGS, 'enable-dawn-features=disable_robustness'] : DAWN_FLAGS;
+  return { gpu: dawn.create(flags), source: 'dawn' };
 }

@@ -1,6 +1,7 @@
 import { empty, tensor } from '@proj/core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { add } from '../ops/binary.js';
+import { linear } from '../ops/linear.js';
 import { sameBytes, testDevice } from '../testing.js';
 import type { GpuStorage, WebGpuDevice } from './device.js';
 import { DeviceLostError, GpuOpError } from './errors.js';
@@ -166,6 +167,16 @@ describe('WebGpuDevice', () => {
     expect(() => gpu!.alloc(gpu!.caps.maxBufferSize + 1)).toThrow(
       /alloc: a buffer of \d+ bytes exceeds the device limit maxBufferSize/,
     );
+  });
+
+  it('runs the kernels the same with robustness off (Dawn compiles them without bounds clamping)', async () => {
+    const unchecked = await testDevice({ robustness: false });
+    if (!unchecked) return;
+    const x = tensor([1, -2, 3, 0.5], [1, 4], { device: unchecked });
+    const w = tensor([1, 2, 3, 4, 0, 1, 0, -1], [2, 4], { device: unchecked });
+    expect([...(await add(x, x).toArray())]).toEqual([2, -4, 6, 1]);
+    expect([...(await linear(x, w).toArray())]).toEqual([8, -2.5]);
+    unchecked.destroy();
   });
 
   it('turns a lost device into DeviceLostError on the next op', async () => {

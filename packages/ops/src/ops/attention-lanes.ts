@@ -161,26 +161,27 @@ export function recordLanesAttention(
   const T = lanesHeadsPerWorkgroup(group, P);
   const blocks = group / T;
   const R = lanesAttentionRows(run.count);
+  const params = new Params()
+    .u32(run.count)
+    .u32(heads)
+    .u32(group)
+    .u32(kvHeads)
+    .position(o.offset)
+    .position(o.length)
+    .u32(o.causal ? 1 : 0)
+    .f32(o.scale)
+    .u32(headDim / 4)
+    .u32(blocks)
+    .u32(run.first)
+    .u32(run.q0)
+    .u32(run.o0);
   device.dispatch({
     op: 'attention',
     key: `attention-lanes:${types.q}:${types.out}:${P}:${T}:${R}`,
     wgsl: () => lanesWgsl(types.q, types.out, P, T, R),
     buffers: [run.q, run.k, run.v, run.out],
-    uniforms: new Params()
-      .u32(run.count)
-      .u32(heads)
-      .u32(group)
-      .u32(kvHeads)
-      .u32(o.offset)
-      .u32(o.length)
-      .u32(o.causal ? 1 : 0)
-      .f32(o.scale)
-      .u32(headDim / 4)
-      .u32(blocks)
-      .u32(run.first)
-      .u32(run.q0)
-      .u32(run.o0)
-      .data(),
+    uniforms: params.data(),
+    positional: params.positional,
     workgroups: grid(Math.ceil(run.count / R) * kvHeads * blocks, device.caps.maxWorkgroupsPerDimension),
   });
 }

@@ -72,8 +72,9 @@ export interface AttentionOptions<O extends OutDType = 'f32'> extends OutOptions
    * WebGPU tuning: keys per workgroup (rounded up to 64). Fewer than `length` splits each (row, head) over
    * several workgroups whose partial softmaxes a second kernel merges, so a decode step (few rows, many
    * keys) fills a GPU. Default: no split on software adapters (their few cores are busy anyway); on GPUs,
-   * chunks of at least 256 keys, enough for about 1024 workgroups. Keys larger than one storage binding
-   * are split anyway, into chunks no larger than a binding holds (see the module).
+   * chunks of a power of two of keys, at least 64, for about 1024 workgroups (see `chunking` in the
+   * source). Keys larger than one storage binding are split anyway, into chunks no larger than a binding
+   * holds (see the module).
    */
   keysPerWorkgroup?: number;
   /**
@@ -199,6 +200,10 @@ export function attentionReference(
 
 // Keys per block and invocations per workgroup. 64 keeps lavapipe's SIMD lanes busy and is a common GPU wave.
 const BLOCK = 64;
+// The most positions a replayed decode step looks ahead for a change of its chunks (see sameFor below).
+const MAX_SAME_FOR = 4096;
+// Keys that one workgroup per (row, head) reads in about the time of a split and its merge on a GPU.
+const SHORT_CACHE = 4 * BLOCK;
 // Start of the running max: finite (WGSL may assume no infinities) yet exp(NO_SCORE - m) is 0 for any real m.
 const NO_SCORE = '-3.0e38';
 
@@ -327,11 +332,34 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   out[p.o0 + wg * C + lid] = vec4<${outType}>(select(vec4f(0.0), total / sum, sum > 0.0));
 }`;
 
-/** Keys per workgroup: the requested number, or all of them on software adapters, else see the option. */
-function keysPerWorkgroup(software: boolean, rowHeads: number, length: number, requested?: number): number {
-  let keys = requested ?? (software ? length : Math.max(256, length / Math.ceil(1024 / rowHeads)));
-  keys = Math.ceil(Math.max(1, keys) / BLOCK) * BLOCK;
-  return Math.min(keys, Math.ceil(Math.max(1, length) / BLOCK) * BLOCK);
+/**
+ * Keys per workgroup (`split`) and chunks per (query row, head) (`parts`) for `length` keys of a cache of
+ * `capacity` rows. Requested: that many keys, in as many chunks as `length` needs. Software adapters: one
+ * chunk. GPUs: one chunk for a cache of at most 256 rows, else up to ceil(1024 / rowHeads) chunks (about
+ * 1024 workgroups) of a power of two of keys, at least 64, enough to cover `length`; the number of chunks
+ * then follows the capacity, not `length` (a chunk past it is a workgroup that exits at once), so a decode
+ * step's dispatches stay the same until the chunk size doubles, and a replayed step
+ * (`WebGpuDevice.capture`) lasts that long. On an H100, 1B decode at 300 cached positions took 0.6 ms
+ * more per token with chunks of at least 256 keys, which left 32 to 64 workgroups to stream every key.
+ */
+function chunking(
+  software: boolean,
+  rowHeads: number,
+  length: number,
+  capacity: number,
+  requested?: number,
+): { split: number; parts: number } {
+  const whole = (keys: number) => Math.ceil(Math.max(1, keys) / BLOCK) * BLOCK;
+  if (requested !== undefined) {
+    const split = Math.min(whole(requested), whole(length));
+    return { split, parts: Math.max(1, Math.ceil(length / split)) };
+  }
+  if (software) return { split: whole(length), parts: 1 };
+  // A short cache: one chunk, so no merge kernel (one dispatch less per layer than splitting it).
+  if (capacity <= SHORT_CACHE) return { split: whole(capacity), parts: 1 };
+  const most = Math.ceil(1024 / rowHeads);
+  const split = Math.max(BLOCK, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(length / most)))));
+  return { split, parts: Math.max(1, Math.min(most, Math.ceil(capacity / split))) };
 }
 
 /** Key rows `[first, first + count)` of k and v as one dispatch binds them (from row `first`). */
@@ -471,9 +499,27 @@ export function attention<Q extends Shape, K extends Shape, V extends Shape, O e
     }
   }
   const cols = headDim / 4;
-  const requested = keysPerWorkgroup(device.caps.software, seq * heads, o.length, options.keysPerWorkgroup);
-  const { split, windows } = keyWindows(op, k, v, o.length, requested);
-  const parts = Math.max(1, Math.ceil(o.length / split));
+  const plan = (length: number) => {
+    const c = chunking(caps.software, seq * heads, length, k.shape[0]!, options.keysPerWorkgroup);
+    const { split, windows } = keyWindows(op, k, v, length, c.split);
+    // Keys in one binding: every chunk in one dispatch; else each window's chunks up to `length`.
+    const one = windows.length === 1 && split === c.split;
+    const parts = one ? c.parts : Math.max(1, Math.ceil(length / split));
+    const chunks = (w: KeyWindow) => (one ? parts : Math.max(1, Math.ceil(w.count / split)));
+    return { split, windows, parts, chunks };
+  };
+  const { split, windows, parts, chunks } = plan(o.length);
+  // For replayed decode steps: how many more keys leave the chunks as they are (capped: checked once per
+  // capture, and a replay that reaches the cap is captured again).
+  const sameFor = () => {
+    const shape = (p: ReturnType<typeof plan>) =>
+      `${p.split}:${p.parts}:${p.windows.map((w) => `${w.first}+${p.chunks(w)}`)}`;
+    const now = shape({ split, windows, parts, chunks });
+    const last = Math.min(k.shape[0]!, o.length + MAX_SAME_FOR);
+    let more = 0;
+    while (o.length + more < last && shape(plan(o.length + more + 1)) === now) more++;
+    return more;
+  };
   // Query rows in runs whose q, out and partial sums each fit a binding (one run when they all do).
   const partialRow = heads * parts * (cols + 1) * 4; // f32 per query row: [Hq, parts, C + 1] vec4s
   const partial = parts > 1 ? empty([seq * partialRow], 'f32', device) : undefined;
@@ -487,32 +533,34 @@ export function attention<Q extends Shape, K extends Shape, V extends Shape, O e
       BufferBinding,
     ];
     for (const w of windows) {
-      const wparts = Math.max(1, Math.ceil(w.count / split));
+      const wparts = chunks(w);
+      const params = new Params()
+        .u32(run.count)
+        .u32(heads)
+        .u32(heads / kvHeads)
+        .u32(kvHeads)
+        .position(o.offset)
+        .position(o.length)
+        .u32(o.causal ? 1 : 0)
+        .f32(o.scale)
+        .u32(cols)
+        .u32(Math.floor(BLOCK / cols))
+        .u32(parts)
+        .u32(split)
+        .u32(run.first)
+        .u32(qAt)
+        .u32(targetAt)
+        .u32(w.first)
+        .u32(w.first / split)
+        .u32(wparts);
       device.dispatch({
         op,
         key: `${op}:${qType}:${partial ? 'f32' : outType}`,
         wgsl: () => wgsl(qType, partial ? 'f32' : outType),
         buffers: [qBinding, w.k, w.v, targetBinding],
-        uniforms: new Params()
-          .u32(run.count)
-          .u32(heads)
-          .u32(heads / kvHeads)
-          .u32(kvHeads)
-          .u32(o.offset)
-          .u32(o.length)
-          .u32(o.causal ? 1 : 0)
-          .f32(o.scale)
-          .u32(cols)
-          .u32(Math.floor(BLOCK / cols))
-          .u32(parts)
-          .u32(split)
-          .u32(run.first)
-          .u32(qAt)
-          .u32(targetAt)
-          .u32(w.first)
-          .u32(w.first / split)
-          .u32(wparts)
-          .data(),
+        uniforms: params.data(),
+        positional: params.positional,
+        sameFor,
         workgroups: grid(run.count * heads * wparts, device.caps.maxWorkgroupsPerDimension),
       });
     }

@@ -128,4 +128,19 @@ describe('KvCache on WebGPU', () => {
     if (!gpu) return skip('no WebGPU adapter');
     await decodeMatchesFull(gpu, 7, 70);
   });
+
+  it("decode with a GPU's chunking of the keys (empty chunks past the length) equals a full recompute", async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    // The chunking GPUs get, on any adapter: a cache of over 256 rows is split into chunks of 64 keys and
+    // more, as many as its capacity needs (most of them empty at short lengths), and merged.
+    const gpuLike = (await testDevice())!;
+    (gpuLike.caps as { software: boolean }).software = false;
+    try {
+      await decodeMatchesFull(gpuLike, 3, 300);
+    } finally {
+      gpuLike.destroy();
+    }
+  });
 });

@@ -132,6 +132,7 @@ export class KvCache<Hkv extends number = number, Dh extends number = number> {
       for (const run of runs(op, tensors, [row, row, row, row], rows, [0, 0, this.#length, this.#length])) {
         const [k0, v0, c0] = run.bases as number[];
         const n = run.count * row;
+        const uniforms = new Params().u32(n).u32(k0!).u32(v0!).position(c0!, row); // the rows written move
         device.dispatch({
           op,
           key: `kv-append:${k.dtype}:${v.dtype}`,
@@ -154,7 +155,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   cacheV[p.c0 + i] = v_at(p.v0 + i);
 }`,
           buffers: run.bindings,
-          uniforms: new Params().u32(n).u32(k0!).u32(v0!).u32(c0!).data(),
+          uniforms: uniforms.data(),
+          positional: uniforms.positional,
           workgroups: grid(Math.ceil(n / WORKGROUP), device.caps.maxWorkgroupsPerDimension),
         });
       }

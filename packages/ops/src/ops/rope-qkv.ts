@@ -176,21 +176,22 @@ export function ropeQkv<O extends OutDType = 'f32'>(
     const [x0, , , q0, c0] = run.bases as number[];
     for (let r = 0; r < run.count; r += maxRows) {
       const rows = Math.min(maxRows, run.count - r);
+      const params = new Params()
+        .u32(rows)
+        .u32(heads)
+        .u32(kvHeads)
+        .u32(headDim)
+        .position(start + run.first + r) // the rows' positions and cache rows move with each step
+        .u32(x0! + r * width)
+        .u32(q0! + r * heads * headDim)
+        .position(c0! + r * kvRow, kvRow);
       device.dispatch({
         op,
         key: `${op}:${qkv.dtype}:${o}`,
         wgsl: () => kernel(qkv.dtype, o),
         buffers: run.bindings,
-        uniforms: new Params()
-          .u32(rows)
-          .u32(heads)
-          .u32(kvHeads)
-          .u32(headDim)
-          .u32(start + run.first + r)
-          .u32(x0! + r * width)
-          .u32(q0! + r * heads * headDim)
-          .u32(c0! + r * kvRow)
-          .data(),
+        uniforms: params.data(),
+        positional: params.positional,
         workgroups: [heads + 2 * kvHeads, rows],
       });
     }
