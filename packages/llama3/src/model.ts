@@ -24,6 +24,7 @@ import {
   type RopeTables,
   rmsnorm,
   ropeQkv,
+  ropeQkvAttention,
   ropeTables,
   swigluLinear,
   swigluPacked,
@@ -254,13 +255,10 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
     // Attention, with the keys and values of every earlier position from the cache.
     // RMSNorm(x) @ wqkv^T: [S, D] @ [(Hq + 2 Hkv) Dh, D]^T -> [S, (Hq + 2 Hkv) Dh]
     const qkv = this.#normedLinear(x, w.attentionNorm, w.wqkv, this.compute, trace, 'layer0.attn_norm_out');
-    const q = ropeQkv(qkv, this.#rope, kv, { heads: Hq, ...out }); // [S, Hq, Dh]; rotated k and v -> cache rows [start, start + S)
-    const a = attention(q, kv.k, kv.v, { offset: start, length: kv.length, ...out }); // [S, Hq, Dh]
-    if (trace) {
-      const k = narrow(kv.k, 0, start, S); // [S, Hkv, Dh], as stored in the cache
-      const v = narrow(kv.v, 0, start, S);
-      for (const [name, t] of Object.entries({ q_rope: q, k_rope: k, v })) emit(trace, `layer0.${name}`, t);
-    }
+    // q, k rotated; k and v -> cache rows [start, start + S); attention over rows [0, start + S): [S, Hq, Dh]
+    const a = trace
+      ? this.#tracedAttention(qkv, kv, start, trace)
+      : ropeQkvAttention(qkv, this.#rope, kv, { heads: Hq, ...out });
     const r = residual(x, a.reshape([S, Hq * Dh]), w.wo, trace && 'layer0.attn_out'); // x + a @ wo^T: [S, D]
 
     emit(trace, 'layer0.attn_residual', r);
@@ -287,6 +285,17 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
       emit(trace, name, projected);
       return add(x, projected);
     }
+  }
+
+  /** {@link ropeQkvAttention} as its two ops, with q, k and v emitted as the fixtures name them. */
+  #tracedAttention(qkv: Tensor, kv: KvCache, start: number, trace: TraceFn): Tensor {
+    const S = qkv.shape[0]!;
+    const out = { out: this.compute };
+    const q = ropeQkv(qkv, this.#rope, kv, { heads: this.config.heads, ...out }); // [S, Hq, Dh]
+    const k = narrow(kv.k, 0, start, S); // [S, Hkv, Dh], as stored in the cache
+    const v = narrow(kv.v, 0, start, S);
+    for (const [name, t] of Object.entries({ q_rope: q, k_rope: k, v })) emit(trace, `layer0.${name}`, t);
+    return attention(q, kv.k, kv.v, { offset: start, length: kv.length, ...out }); // [S, Hq, Dh]
   }
 
   /**

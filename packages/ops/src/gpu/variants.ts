@@ -179,6 +179,16 @@ export function fusesSwiglu(caps: GpuCaps, m: number): boolean {
   return !caps.software && m <= DECODE_ROWS;
 }
 
+/**
+ * Whether `ropeQkvAttention` runs a decode step as one kernel (attention rotating q and the new key
+ * itself and writing the key and value to the cache) rather than `ropeQkv` and `attention`: on GPUs, where
+ * each dispatch costs a few microseconds of a millisecond-long step (16 of a 1B step's 100). Software
+ * adapters run `attention`'s `lanes` kernel, which has no such variant.
+ */
+export function fusesRopeIntoAttention(caps: GpuCaps): boolean {
+  return !caps.software;
+}
+
 /** The baseline GEMM of the benchmarks: one output per invocation, 8 x 8 invocations per workgroup. */
 export const NAIVE_GEMM: GemmVariant = { kind: 'naive', tileM: 1, tileN: 1, groupN: 8, groupM: 8 };
 

@@ -42,6 +42,7 @@ import {
 } from '../op.js';
 import { enableF16, LINEAR_WORKGROUP, params } from '../wgsl.js';
 import { recordLanesAttention } from './attention-lanes.js';
+import type { RopeTables } from './rope.js';
 
 /**
  * The compile-time rule of {@link attention}: q, k, v have rank 3, q and k share `Dh`, v has k's shape.
@@ -211,12 +212,31 @@ const NO_SCORE = '-3.0e38';
 // the Dh = 128 pipeline take seconds to compile, and one pipeline now serves every head size.
 // q and out may be f16 (`vec4<f16>`, with shader-f16): q is widened on load, out rounded once on store; the
 // softmax and sums stay f32. When the keys are split, out is the f32 partial buffer and the merge rounds.
-const wgsl = (qType: OutDType, outType: OutDType) => `${enableF16(qType, outType)}
+// With \`rope\` (a decode step, see ropeQkvAttention): q is the fused projection qkv [1, (Hq + 2 Hkv) Dh];
+// the kernel rotates q and this step's key by the position (half-split pairs, cos/sin tables [positions,
+// Dh / 2]), uses the key and value of the position straight from qkv, and one workgroup per kv head (its
+// first query head, the chunk holding the position) writes them to the cache, which no other workgroup
+// reads at that row.
+const wgsl = (qType: OutDType, outType: OutDType, rope = false) => `${enableF16(qType, outType)}
 @group(0) @binding(0) var<storage, read> q: array<vec4<${qType}>>;
-@group(0) @binding(1) var<storage, read> k: array<vec4f>;
-@group(0) @binding(2) var<storage, read> v: array<vec4f>;
+@group(0) @binding(1) var<storage, ${rope ? 'read_write' : 'read'}> k: array<vec4f>;
+@group(0) @binding(2) var<storage, ${rope ? 'read_write' : 'read'}> v: array<vec4f>;
 @group(0) @binding(3) var<storage, read_write> out: array<vec4<${outType}>>;
-${params(4, { rows: 'u32', heads: 'u32', group: 'u32', kvHeads: 'u32', offset: 'u32', length: 'u32', causal: 'u32', scale: 'f32', cols: 'u32', subsets: 'u32', parts: 'u32', split: 'u32', row0: 'u32', q0: 'u32', o0: 'u32', key0: 'u32', part0: 'u32', wparts: 'u32' })}
+${
+  rope
+    ? `@group(0) @binding(4) var<storage, read> cosT: array<vec4f>;
+@group(0) @binding(5) var<storage, read> sinT: array<vec4f>;
+var<workgroup> kp: array<vec4f, ${BLOCK}>; // the position's key, rotated
+var<workgroup> vp: array<vec4f, ${BLOCK}>; // and its value
+// vec4 c of the head starting at vec4 \`at\` of qkv, rotated by cos/sin vec4 t: pairs (d, d + Dh / 2).
+fn rotated(at: u32, c: u32, half: u32, cs: vec4f, sn: vec4f) -> vec4f {
+  let x = vec4f(q[at + c]);
+  if (c < half) { return x * cs - vec4f(q[at + c + half]) * sn; }
+  return x * cs + vec4f(q[at + c - half]) * sn;
+}`
+    : ''
+}
+${params(rope ? 6 : 4, { rows: 'u32', heads: 'u32', group: 'u32', kvHeads: 'u32', offset: 'u32', length: 'u32', causal: 'u32', scale: 'f32', cols: 'u32', subsets: 'u32', parts: 'u32', split: 'u32', row0: 'u32', q0: 'u32', o0: 'u32', key0: 'u32', part0: 'u32', wparts: 'u32' })}
 const B = ${BLOCK}u;
 var<workgroup> qs: array<vec4f, B>; // this row's query, already scaled (Dh / 4 <= B columns)
 var<workgroup> scores: array<vec4f, ${BLOCK / 4}>; // this block's logits (vec4 so the max takes B / 4 steps)
@@ -245,8 +265,27 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let i = p.row0 + rh / p.heads;
   let kvBase = (rh % p.heads) / p.group * C;
   let kvStride = p.kvHeads * C;
-  let qBase = p.q0 + rh * C; // q and out are [S, Hq, Dh]: row i, head h starts at (i * Hq + h) * Dh
-  for (var c = lid; c < C; c += B) { qs[c] = vec4f(q[qBase + c]) * p.scale; }
+${
+  rope
+    ? `  let pos = p.offset; // the one query row's position, and the row of its key
+  let half = C / 2u;
+  let head = rh % p.heads;
+  let kvHead = head / p.group;
+  for (var c = lid; c < C; c += B) {
+    let t = pos * half + c % half;
+    let cs = cosT[t];
+    let sn = sinT[t];
+    qs[c] = rotated(p.q0 + head * C, c, half, cs, sn) * p.scale;
+    kp[c] = rotated(p.q0 + (p.heads + kvHead) * C, c, half, cs, sn);
+    vp[c] = vec4f(q[p.q0 + (p.heads + p.kvHeads + kvHead) * C + c]);
+    if (head % p.group == 0u && part == pos / p.split) {
+      k[(pos - p.key0) * kvStride + kvBase + c] = kp[c];
+      v[(pos - p.key0) * kvStride + kvBase + c] = vp[c];
+    }
+  }`
+    : `  let qBase = p.q0 + rh * C; // q and out are [S, Hq, Dh]: row i, head h starts at (i * Hq + h) * Dh
+  for (var c = lid; c < C; c += B) { qs[c] = vec4f(q[qBase + c]) * p.scale; }`
+}
   var limit = p.length;
   if (p.causal != 0u) { limit = min(limit, p.offset + i + 1u); }
   let begin = part * p.split;
@@ -263,7 +302,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     if (lid < n) {
       let kRow = (j0 + lid - p.key0) * kvStride + kvBase;
       var dot4 = vec4f(0.0);
-      for (var c = 0u; c < C; c++) { dot4 += qs[c] * k[kRow + c]; }
+      ${
+        rope
+          ? `if (j0 + lid == pos) {
+        for (var c = 0u; c < C; c++) { dot4 += qs[c] * kp[c]; }
+      } else {
+        for (var c = 0u; c < C; c++) { dot4 += qs[c] * k[kRow + c]; }
+      }`
+          : 'for (var c = 0u; c < C; c++) { dot4 += qs[c] * k[kRow + c]; }'
+      }
       s = dot4.x + dot4.y + dot4.z + dot4.w;
     }
     scores[lid / 4u][lid % 4u] = s;
@@ -282,7 +329,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       for (var j = sub; j < n; j += KS) {
         let pj = probs[j];
         l += pj;
-        acc += pj * v[(j0 + j - p.key0) * kvStride + kvBase + col];
+        ${
+          rope
+            ? `if (j0 + j == pos) { acc += pj * vp[col]; } else { acc += pj * v[(j0 + j - p.key0) * kvStride + kvBase + col]; }`
+            : 'acc += pj * v[(j0 + j - p.key0) * kvStride + kvBase + col];'
+        }
       }
     }
   }
@@ -465,7 +516,7 @@ export function attention<Q extends Shape, K extends Shape, V extends Shape, O e
   }
   const qType = q.dtype as OutDType;
   if (qType === 'f16') outDtype(op, device, { out: 'f16' }); // an f16 q is bound as array<vec4<f16>>
-  const { seq, heads, kvHeads, headDim } = dims;
+  const { seq, heads, headDim } = dims;
   checkShape(
     headDim % 4 === 0 && headDim <= 4 * BLOCK,
     op,
@@ -498,9 +549,41 @@ export function attention<Q extends Shape, K extends Shape, V extends Shape, O e
       return out;
     }
   }
+  recordBlocks(device, { q, type: qType }, k, v, out, outType, dims, o, options.keysPerWorkgroup);
+  return out;
+}
+
+/**
+ * What the `blocks` kernel reads its queries from: `q [S, Hq, Dh]`, or with `rope` the fused projection
+ * `qkv [1, (Hq + 2 Hkv) Dh]` of one decode step, whose q and key it rotates with the tables and whose key
+ * and value it writes to the cache (see {@link ropeQkvAttention}).
+ */
+interface BlocksQueries {
+  q: Tensor;
+  type: OutDType;
+  rope?: RopeTables;
+}
+
+/** @internal Records the `blocks` kernel (and the merge of split chunks) for `out [S, Hq, Dh]`. */
+export function recordBlocks(
+  device: WebGpuDevice,
+  queries: BlocksQueries,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  outType: OutDType,
+  dims: AttentionDims,
+  o: ResolvedAttentionOptions,
+  keysPerWorkgroup: number | undefined,
+): void {
+  const op = 'attention';
+  const { q, type: qType, rope } = queries;
+  const { seq, heads, kvHeads, headDim } = dims;
+  const caps = device.caps;
+  const row = heads * headDim;
   const cols = headDim / 4;
   const plan = (length: number) => {
-    const c = chunking(caps.software, seq * heads, length, k.shape[0]!, options.keysPerWorkgroup);
+    const c = chunking(caps.software, seq * heads, length, k.shape[0]!, keysPerWorkgroup);
     const { split, windows } = keyWindows(op, k, v, length, c.split);
     // Keys in one binding: every chunk in one dispatch; else each window's chunks up to `length`.
     const one = windows.length === 1 && split === c.split;
@@ -524,7 +607,9 @@ export function attention<Q extends Shape, K extends Shape, V extends Shape, O e
   const partialRow = heads * parts * (cols + 1) * 4; // f32 per query row: [Hq, parts, C + 1] vec4s
   const partial = parts > 1 ? empty([seq * partialRow], 'f32', device) : undefined;
   const tensors = partial ? [q, partial, out] : [q, out];
-  const per = partial ? [row, partialRow, row] : [row, row];
+  const qRow = rope ? (heads + 2 * kvHeads) * headDim : row;
+  const per = partial ? [qRow, partialRow, row] : [qRow, row];
+  const tables = rope ? [bind(op, rope.cos), bind(op, rope.sin)] : [];
   for (const run of runs(op, tensors, per, seq)) {
     const [qAt, targetAt, outAt] = run.bases.map(vec4s) as [number, number, number | undefined];
     const [qBinding, targetBinding, outBinding] = run.bindings as [
@@ -555,9 +640,9 @@ export function attention<Q extends Shape, K extends Shape, V extends Shape, O e
         .u32(wparts);
       device.dispatch({
         op,
-        key: `${op}:${qType}:${partial ? 'f32' : outType}`,
-        wgsl: () => wgsl(qType, partial ? 'f32' : outType),
-        buffers: [qBinding, w.k, w.v, targetBinding],
+        key: `${op}:${qType}:${partial ? 'f32' : outType}${rope ? ':rope' : ''}`,
+        wgsl: () => wgsl(qType, partial ? 'f32' : outType, !!rope),
+        buffers: [qBinding, w.k, w.v, targetBinding, ...tables],
         uniforms: params.data(),
         positional: params.positional,
         sameFor,
@@ -582,5 +667,4 @@ export function attention<Q extends Shape, K extends Shape, V extends Shape, O e
     }
   }
   partial?.dispose(); // back to the pool after the recorded work
-  return out;
 }

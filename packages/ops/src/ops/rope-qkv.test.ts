@@ -6,7 +6,7 @@ import { swiglu } from './activations.js';
 import { KvCache } from './kv-cache.js';
 import { narrow } from './layout.js';
 import { rope, ropeTables } from './rope.js';
-import { ropeQkv } from './rope-qkv.js';
+import { ropeQkv, ropeQkvAttention } from './rope-qkv.js';
 import { swigluPacked, swigluPackedReference } from './swiglu-packed.js';
 
 const invFreq = (half: number) => Float32Array.from({ length: half }, (_, i) => 10000 ** (-i / half));
@@ -72,6 +72,71 @@ describe('ropeQkv', () => {
       'ropeQkv: qkv [2, 20] must be [S, (4 + 2 * 2) * 4] = [S, 32]',
     );
     expect(() => ropeQkv(randn([5, 32]), tables, cache, { heads: 4 })).toThrow('beyond the 4-position table');
+  });
+});
+
+describe('ropeQkvAttention', () => {
+  let gpu: WebGpuDevice | undefined;
+  beforeAll(async () => {
+    gpu = await testDevice();
+    // The fused decode kernel is what GPUs run; it runs on any adapter once the device says it is not a
+    // software one (the kernels are the same WGSL, only the choice of variant changes).
+    if (gpu) (gpu.caps as { software: boolean }).software = false;
+  });
+  afterAll(() => gpu?.destroy());
+
+  /**
+   * A prefill of `prefill` rows, then one row at a time up to `total`, on `device` and on the CPU: every
+   * step's output and the cache rows it wrote must agree.
+   */
+  async function matchesCpu(device: WebGpuDevice, [H, Hkv, Dh]: number[], maxSeq: number, prefill: number) {
+    const total = maxSeq - 2;
+    const tables = ropeTables(invFreq(Dh! / 2), maxSeq);
+    const gpuTables = { cos: await tables.cos.to(device), sin: await tables.sin.to(device) };
+    const caches = [cpu, device].map((d) => new KvCache(d, { maxSeq, kvHeads: Hkv!, headDim: Dh! }));
+    const all = randn([total, (H! + 2 * Hkv!) * Dh!], { seed: 7 });
+    let stepDispatches = 0; // of the last step
+    for (let start = 0; start < total; start = caches[0]!.length) {
+      const rows = start === 0 ? prefill : 1;
+      const qkv = narrow(all, 0, start, rows);
+      const want = ropeQkvAttention(qkv, tables, caches[0]!, { heads: H! }).toArray();
+      const onDevice = await qkv.to(device);
+      const before = device.stats.dispatches;
+      const a = ropeQkvAttention(onDevice, gpuTables, caches[1]!, { heads: H! });
+      stepDispatches = device.stats.dispatches - before;
+      const got = await a.toArray();
+      // f32 dot products of Dh terms and a softmax over at most `total` keys, against the f64 reference:
+      // about 1e-6 on outputs of about 1; 2e-5 leaves room for the GPU's exp and summation order.
+      expectClose(got, await want, { atol: 2e-5, what: `step at ${start} (${rows} rows)` });
+    }
+    for (const part of ['k', 'v'] as const) {
+      const [want, got] = await Promise.all(caches.map((c) => narrow(c[part], 0, 0, total).toArray()));
+      expectClose(got!, want!, { atol: 1e-6, what: `cache ${part}` });
+    }
+    for (const c of caches) c.dispose();
+    return stepDispatches;
+  }
+
+  it('runs a decode step as one kernel that matches ropeQkv and attention (short cache: one chunk)', async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    // 4 query heads per kv head: a query head that read kv head h instead of h / 4 would not match.
+    expect(await matchesCpu(gpu, [8, 2, 64], 40, 5)).toBe(1); // a decode step: one dispatch
+  });
+
+  it('matches with the keys split into chunks and merged (a cache over 256 rows), at every position', async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    expect(await matchesCpu(gpu, [4, 4, 16], 300, 1)).toBe(2); // the kernel and the merge
+  });
+
+  it('falls back to the two ops where the fused kernel does not apply (Dh not a multiple of 8)', async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    expect(await matchesCpu(gpu, [2, 1, 4], 12, 3)).toBe(2); // ropeQkv, then attention
   });
 });
 

@@ -11,6 +11,7 @@
  * @module
  */
 import { checkShape, cpuData, cpuFloats, empty, formatShape, type Tensor } from '@proj/core';
+import { fusesRopeIntoAttention } from '../gpu/variants.js';
 import {
   checkFloat,
   cpuResult,
@@ -23,6 +24,7 @@ import {
   runs,
 } from '../op.js';
 import { declare, declareOut, enableF16, loader, params, stored } from '../wgsl.js';
+import { attention, attentionShape, recordBlocks } from './attention.js';
 import type { KvCache } from './kv-cache.js';
 import { type RopeTables, ropeReference } from './rope.js';
 
@@ -61,6 +63,43 @@ export function ropeQkvReference(
     k: ropeReference(part(heads, kvHeads), [seq, kvHeads, headDim], cos, sin, start, 'half'),
     v: part(heads + kvHeads, kvHeads),
   };
+}
+
+/** ropeQkv's checks of its arguments (named after `op`): qkv's width, the heads, the table's positions. */
+function checkRopeQkv(
+  op: string,
+  qkv: Tensor,
+  tables: RopeTables,
+  cache: KvCache,
+  heads: number,
+): { seq: number; width: number } {
+  const { kvHeads, headDim } = cache;
+  const width = (heads + 2 * kvHeads) * headDim;
+  checkShape(
+    qkv.rank === 2 && qkv.shape[1] === width,
+    op,
+    () =>
+      `qkv ${formatShape(qkv.shape)} must be [S, (${heads} + 2 * ${kvHeads}) * ${headDim}] = [S, ${width}]`,
+  );
+  checkShape(
+    Number.isInteger(heads) && heads > 0 && heads % kvHeads === 0,
+    op,
+    () => `heads ${heads} must be a positive multiple of the cache's ${kvHeads} kv heads`,
+  );
+  const seq = qkv.shape[0]!;
+  const [positions, half] = tables.cos.shape;
+  checkShape(
+    half === headDim / 2,
+    op,
+    () => `tables ${formatShape(tables.cos.shape)} must be [positions, ${headDim / 2}]`,
+  );
+  checkShape(
+    cache.length + seq <= positions,
+    op,
+    () => `positions ${cache.length} to ${cache.length + seq - 1} are beyond the ${positions}-position table`,
+  );
+  checkFloat(op, qkv);
+  return { seq, width };
 }
 
 function kernel(dtype: Tensor['dtype'], o: OutDType): string {
@@ -130,31 +169,7 @@ export function ropeQkv<O extends OutDType = 'f32'>(
   const op = 'ropeQkv';
   const { heads } = options;
   const { kvHeads, headDim } = cache;
-  const width = (heads + 2 * kvHeads) * headDim;
-  checkShape(
-    qkv.rank === 2 && qkv.shape[1] === width,
-    op,
-    () =>
-      `qkv ${formatShape(qkv.shape)} must be [S, (${heads} + 2 * ${kvHeads}) * ${headDim}] = [S, ${width}]`,
-  );
-  checkShape(
-    Number.isInteger(heads) && heads > 0 && heads % kvHeads === 0,
-    op,
-    () => `heads ${heads} must be a positive multiple of the cache's ${kvHeads} kv heads`,
-  );
-  const seq = qkv.shape[0]!;
-  const [positions, half] = tables.cos.shape;
-  checkShape(
-    half === headDim / 2,
-    op,
-    () => `tables ${formatShape(tables.cos.shape)} must be [positions, ${headDim / 2}]`,
-  );
-  checkShape(
-    cache.length + seq <= positions,
-    op,
-    () => `positions ${cache.length} to ${cache.length + seq - 1} are beyond the ${positions}-position table`,
-  );
-  checkFloat(op, qkv);
+  const { seq, width } = checkRopeQkv(op, qkv, tables, cache, heads);
   const device = deviceOf(op, qkv, tables.cos, cache.k);
   const o = outDtype(op, device, options);
   const start = cache.reserve(seq);
@@ -197,4 +212,74 @@ export function ropeQkv<O extends OutDType = 'f32'>(
     }
   }
   return q;
+}
+
+/**
+ * {@link ropeQkv} and then `attention` over the cache, for the step's rows: `qkv [S, (Hq + 2 Hkv) Dh]` ->
+ * the attention output `[S, Hq, Dh]` (f32, or f16 with `out: 'f16'`), with the rotated keys and the values
+ * appended to `cache`. A decode step on a GPU (one row, keys and tables within one binding, Dh a multiple
+ * of 8) runs it as one kernel: attention's `blocks` kernel reads q, the key and the value of the position
+ * from qkv, rotates them itself and writes the key and value to the cache (`fusesRopeIntoAttention` in
+ * `gpu/variants.ts`); one dispatch per layer less than the two ops. Elsewhere it is the two ops.
+ *
+ * @example
+ * ```ts
+ * import { cpu, randn } from '@proj/core';
+ * import { KvCache, ropeQkvAttention, ropeTables } from '@proj/ops';
+ * const cache = new KvCache(cpu, { maxSeq: 8, kvHeads: 1, headDim: 4 });
+ * const tables = ropeTables(Float32Array.of(1, 0.1), 8);
+ * const a = ropeQkvAttention(randn([3, (2 + 2 * 1) * 4]), tables, cache, { heads: 2 }); // [3, 2, 4]
+ * console.log(a.shape, cache.length); // [3, 2, 4] 3
+ * ```
+ */
+export function ropeQkvAttention<O extends OutDType = 'f32'>(
+  qkv: Tensor,
+  tables: RopeTables,
+  cache: KvCache,
+  options: RopeQkvOptions<O>,
+): Tensor<readonly [number, number, number], O> {
+  const op = 'ropeQkvAttention';
+  const { heads } = options;
+  const { headDim } = cache;
+  const { seq } = checkRopeQkv(op, qkv, tables, cache, heads);
+  const device = deviceOf(op, qkv, tables.cos, cache.k);
+  const fused =
+    isGpu(device) &&
+    fusesRopeIntoAttention(device.caps) &&
+    seq === 1 &&
+    headDim % 8 === 0 &&
+    headDim <= 256 &&
+    (qkv.dtype === 'f32' || qkv.dtype === 'f16') &&
+    [qkv, cache.k, cache.v, tables.cos, tables.sin].every(
+      (t) => t.storage.byteLength <= device.caps.maxStorageBindingSize,
+    );
+  if (!fused) {
+    const q = ropeQkv(qkv, tables, cache, options);
+    const start = cache.length - seq;
+    const a = attention(q, cache.k, cache.v, { offset: start, length: cache.length, out: options.out });
+    q.dispose();
+    return a as Tensor<readonly [number, number, number], O>;
+  }
+  const o = outDtype('attention', device, options);
+  const qType = qkv.dtype as OutDType;
+  if (qType === 'f16') outDtype('attention', device, { out: 'f16' }); // read as array<vec4<f16>>
+  const start = cache.reserve(1);
+  const shape = [1, heads, headDim] as const;
+  const { dims, options: resolved } = attentionShape(shape, cache.k.shape, cache.v.shape, {
+    offset: start,
+    length: start + 1,
+  });
+  const out = empty(shape, o, device);
+  recordBlocks(
+    device,
+    { q: qkv, type: qType, rope: tables },
+    cache.k,
+    cache.v,
+    out,
+    o,
+    dims,
+    resolved,
+    undefined,
+  );
+  return out;
 }
