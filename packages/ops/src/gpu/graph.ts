@@ -109,11 +109,10 @@ export class GpuGraph {
   /**
    * Runs `run` (the same step, `delta` positions after the capture) with its work recorded as usual, and
    * checks that it matches what the graph predicts; the graph can replay only once a check has passed.
-   * Returns whether it did.
+   * Returns whether it did; `run` runs either way.
    */
   check(run: () => void, delta: number): boolean {
-    if (this.#disposed) return false;
-    if (this.#refused) {
+    if (this.#disposed || this.#refused) {
       run();
       return false;
     }
@@ -161,11 +160,6 @@ export class GpuGraph {
     const buffer = this.#take(size, fromPool);
     this.#allocs.push(buffer);
     return buffer;
-  }
-
-  /** @internal Whether the graph owns `buffer` (it then takes it back instead of the pool). */
-  owns(buffer: GPUBuffer): boolean {
-    return this.#owned.has(buffer);
   }
 
   /** @internal A buffer of the graph that its tensor no longer uses. */
