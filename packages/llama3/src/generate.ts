@@ -131,13 +131,15 @@ export async function* generate(
   }
   const pending = token && [readId(token)]; // the ids recorded and not yet read, in order
   let recorded = 0; // greedy steps recorded after the prompt's
+  // The CPU computes each step as it is called: running ahead there only wastes steps past a stop.
+  const lookahead = model.device.kind === 'webgpu' ? LOOKAHEAD : 1;
   try {
     for (let step = 0; step < maxNew; step++) {
       options.signal?.throwIfAborted();
       let more = step + 1 < maxNew && cache.length < cache.capacity;
       let id: number;
       if (token && pending) {
-        while (pending.length <= LOOKAHEAD && recorded + 1 < maxNew && cache.length < cache.capacity) {
+        while (pending.length <= lookahead && recorded + 1 < maxNew && cache.length < cache.capacity) {
           model.greedyStep(token, cache);
           pending.push(readId(token));
           recorded++;
@@ -173,9 +175,9 @@ export async function* generate(
 type Logits = ReturnType<Llama['forward']>;
 
 /**
- * Greedy steps recorded beyond the one whose id is awaited. One leaves the device idle while an id comes
- * back (about 0.3 ms on an H100 with Dawn, a fifth of a 1B step); two keep it busy. Steps recorded past a
- * stop are discarded.
+ * Greedy steps recorded on a GPU beyond the one whose id is awaited. One leaves the device idle while an
+ * id comes back (about 0.3 ms on an H100 with Dawn, a fifth of a 1B step); two keep it busy. Steps
+ * recorded past a stop are discarded.
  */
 const LOOKAHEAD = 2;
 
