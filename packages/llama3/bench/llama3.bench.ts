@@ -20,6 +20,21 @@ import { syntheticCheckpoint } from './synthetic-checkpoint.js';
 const log = (line: string) => process.stderr.write(`  llama3: ${line}\n`);
 const FIXTURES = fileURLToPath(new URL('../../../../shared/fixtures/', import.meta.url));
 
+/** The prompt of the decode figures. */
+const PROMPT = [1, 2, 3, 4, 5, 6, 7, 8];
+
+/**
+ * Greedy generation of `maxNewTokens` after {@link PROMPT}: tokens per second between the first token
+ * (which includes the prompt's forward) and the last, and how many tokens came.
+ */
+async function greedyDecode(model: Llama, maxNewTokens: number): Promise<{ tokS: number; tokens: number }> {
+  const times: number[] = [];
+  for await (const _ of generate(model, PROMPT, { temperature: 0, maxNewTokens, stopIds: [] })) {
+    times.push(performance.now());
+  }
+  return { tokS: ((times.length - 1) / (times.at(-1)! - times[0]!)) * 1000, tokens: times.length };
+}
+
 /** Bytes one decode step reads: every weight matrix once, the norms, one embedding row, the cache so far. */
 function bytesPerToken(model: Llama, position: number): number {
   const w = model.weights;
@@ -199,43 +214,34 @@ async function benchModel(c: ModelCase): Promise<BenchResult[]> {
         out.push({ name: `prefill.${key}.p${n}.${figure}`, value: (n / ms) * 1000, unit: 'tok/s', info });
       }
     }
-    const prompt = [1, 2, 3, 4, 5, 6, 7, 8];
-    const times: number[] = [];
     // Counted over the whole generation, the prompt's forward included (the same ops as a step): greedy
     // decoding records each step before the previous id is read, so a window between two tokens would not
     // line up with whole steps.
     const stats = { ...(gpu?.stats ?? { dispatches: 0, submits: 0 }) };
-    for await (const _ of generate(model, prompt, {
-      temperature: 0,
-      maxNewTokens: c.decodeTokens,
-      stopIds: [],
-    })) {
-      times.push(performance.now());
-    }
-    const steps = times.length - 1;
-    const tokS = (steps / (times[times.length - 1]! - times[0]!)) * 1000;
+    const { tokS, tokens } = await greedyDecode(model, c.decodeTokens);
+    const steps = tokens - 1;
     out.push({
       name: `decode.${key}.tok_s`,
       value: tokS,
       unit: 'tok/s',
       info: `${steps} tokens after an 8-token prompt, greedy${gpu?.hostPriorityLowered ? '; the host thread at the lowest priority' : ''}`,
     });
-    const bytes = bytesPerToken(model, prompt.length + steps / 2);
+    const bytes = bytesPerToken(model, PROMPT.length + steps / 2);
     out.push({ name: `decode.${key}.bytes_per_token`, value: bytes, unit: 'B' });
     if (gpu) {
       out.push({
         name: `decode.${key}.dispatches_per_token`,
-        value: (gpu.stats.dispatches - stats.dispatches) / times.length,
+        value: (gpu.stats.dispatches - stats.dispatches) / tokens,
         unit: 'count',
       });
       out.push({
         name: `decode.${key}.submits_per_token`,
-        value: (gpu.stats.submits - stats.submits) / times.length,
+        value: (gpu.stats.submits - stats.submits) / tokens,
         unit: 'count',
       });
     }
     if (gpu) out.push(...(await recordTime(gpu, model, key)));
-    if (gpu?.caps.timestamps) out.push(...(await kernelTimes(gpu, model, prompt, key)));
+    if (gpu?.caps.timestamps) out.push(...(await kernelTimes(gpu, model, PROMPT, key)));
   } finally {
     model.dispose();
   }
@@ -478,19 +484,11 @@ async function decodeUnchecked(dir: string): Promise<BenchResult[]> {
   const device = await createWebGpuDevice({ robustness: false });
   try {
     const model = await loadLlama(dir, { device, onWarning: () => {} });
-    const prompt = [1, 2, 3, 4, 5, 6, 7, 8];
-    const run = async (maxNewTokens: number) => {
-      const times: number[] = [];
-      for await (const _ of generate(model, prompt, { temperature: 0, maxNewTokens, stopIds: [] })) {
-        times.push(performance.now());
-      }
-      return ((times.length - 1) / (times.at(-1)! - times[0]!)) * 1000;
-    };
-    await run(16); // kernels compiled
-    const tokS = await run(128);
+    await greedyDecode(model, 16); // kernels compiled
+    const { tokS } = await greedyDecode(model, 128);
     const key = 'llama32-1b-shape-unchecked.webgpu';
     const info = '127 tokens after an 8-token prompt, greedy, on a device with robustness: false';
-    const bytes = bytesPerToken(model, prompt.length + 64);
+    const bytes = bytesPerToken(model, PROMPT.length + 64);
     model.dispose();
     return [
       { name: `decode.${key}.tok_s`, value: tokS, unit: 'tok/s', info },

@@ -196,13 +196,17 @@ export class GpuGraph {
 
   /** @internal The uniforms of every entry at `delta` positions on, and the bind groups (made once). */
   replayState(delta: number): ReplayBindings {
-    this.#replay ??= this.#device.graphBindings(this.entries);
+    if (!this.#replay) {
+      this.#replay = this.#device.graphBindings(this.entries);
+      const { data, offsets } = this.#replay;
+      this.entries.forEach((e, i) => {
+        if (e.uniforms) data.set(e.uniforms, offsets[i]! / 4); // as captured
+      });
+    }
     const { data, offsets } = this.#replay;
     this.entries.forEach((e, i) => {
-      if (!e.uniforms) return;
       const at = offsets[i]! / 4;
-      data.set(e.uniforms, at);
-      for (const p of e.positional) data[at + p.word] = (e.uniforms[p.word]! + p.perPosition * delta) >>> 0;
+      for (const p of e.positional) data[at + p.word] = (e.uniforms![p.word]! + p.perPosition * delta) >>> 0;
     });
     return this.#replay;
   }
