@@ -1,8 +1,9 @@
 /**
- * Tests in a real browser: headless Chromium, whose WebGPU runs on its own software adapter (SwiftShader),
- * a second implementation beside Dawn on lavapipe in Node. The op set's kernel tests, and the model
- * against Meta's reference (the shared fixtures, which the test server serves). Run by `pnpm test`
- * through `scripts/test-browser.ts`, which skips it without Chromium (unless REQUIRE_BROWSER=1). Left
+ * Tests in a real browser, each a WebGPU implementation of its own beside Dawn on lavapipe in Node:
+ * headless Chromium (Dawn again, on its SwiftShader adapter) by default, headless Firefox (wgpu and naga,
+ * on lavapipe) with `TEST_BROWSER=firefox`. The op set's kernel tests, and the model against Meta's
+ * reference (the shared fixtures, which the test server serves). Run by `pnpm test` through
+ * `scripts/test-browser.ts`, which skips a browser that is not installed (unless REQUIRE_BROWSER=1). Left
  * out: tests that read files or start processes (Node only).
  */
 import { existsSync } from 'node:fs';
@@ -10,10 +11,12 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { playwright } from '@vitest/browser-playwright';
 import { defineConfig } from 'vitest/config';
+import { headlessFirefox } from './test-support/firefox.js';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
 const shared = resolve(root, '..', 'shared');
 const fixtures = join(shared, 'fixtures');
+const firefox = process.env.TEST_BROWSER === 'firefox';
 
 export default defineConfig({
   resolve: { conditions: ['browser', 'source', 'import', 'default'] },
@@ -36,13 +39,15 @@ export default defineConfig({
       enabled: true,
       headless: true,
       screenshotFailures: false,
-      provider: playwright({
-        launchOptions: {
-          executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-          args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-dev-shm-usage'],
-        },
-      }),
-      instances: [{ browser: 'chromium' }],
+      provider: firefox
+        ? headlessFirefox(process.env.FIREFOX ?? '/usr/bin/firefox-esr')
+        : playwright({
+            launchOptions: {
+              executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+              args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-dev-shm-usage'],
+            },
+          }),
+      instances: [{ browser: firefox ? 'firefox' : 'chromium' }],
     },
   },
 });

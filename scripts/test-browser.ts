@@ -1,22 +1,33 @@
 /**
- * `pnpm test:browser`: the op set's kernel tests in headless Chromium (`vitest.browser.config.ts`). Without
- * a Chromium it says so and skips, unless REQUIRE_BROWSER=1 (CI), where that is a failure.
+ * `pnpm test:browser`: the op set's kernel tests and the model's fixtures in headless Chromium, then in
+ * headless Firefox (`vitest.browser.config.ts`): two more WebGPU implementations beside Dawn in Node. A
+ * browser that is not installed is skipped with a message, unless REQUIRE_BROWSER=1 (CI), where that is a
+ * failure.
  */
 import { spawnSync } from 'node:child_process';
 import { findChromium } from '../examples/browser/headless.js';
+import { findFirefox } from '../test-support/firefox.js';
 
-const chromium = findChromium();
-if (!chromium) {
-  const message = 'no Chromium for the browser tests (bash scripts/setup-browser.sh, or set CHROMIUM)';
-  if (process.env.REQUIRE_BROWSER === '1') {
-    console.error(`error: REQUIRE_BROWSER=1 but ${message}`);
-    process.exit(1);
+const browsers = [
+  { name: 'chromium', path: findChromium(), env: 'CHROMIUM' },
+  { name: 'firefox', path: findFirefox(), env: 'FIREFOX' },
+];
+let failed = false;
+for (const { name, path, env } of browsers) {
+  if (!path) {
+    const message = `no ${name} for the browser tests (bash scripts/setup-browser.sh, or set ${env})`;
+    if (process.env.REQUIRE_BROWSER === '1') {
+      console.error(`error: REQUIRE_BROWSER=1 but ${message}`);
+      failed = true;
+    } else {
+      console.warn(`skipping: ${message}`);
+    }
+    continue;
   }
-  console.warn(`skipping: ${message}`);
-  process.exit(0);
+  const run = spawnSync('pnpm', ['exec', 'vitest', 'run', '--config', 'vitest.browser.config.ts'], {
+    stdio: 'inherit',
+    env: { ...process.env, TEST_BROWSER: name, [env]: path },
+  });
+  if (run.status !== 0) failed = true;
 }
-const run = spawnSync('pnpm', ['exec', 'vitest', 'run', '--config', 'vitest.browser.config.ts'], {
-  stdio: 'inherit',
-  env: { ...process.env, CHROMIUM: chromium },
-});
-process.exit(run.status ?? 1);
+process.exit(failed ? 1 : 0);

@@ -57,9 +57,11 @@ export interface ForwardOptions {
 export interface LlamaOptions {
   /**
    * The dtype of the activations between ops (default `'f32'`). `'f16'` stores the normed inputs, the
-   * projections, q, the attention output and the SwiGLU output in f16 (each op still computes in f32 and
-   * rounds once on store); the residual stream, the KV cache and the logits stay f32. Needs `shader-f16` on
-   * WebGPU (an error says so otherwise); on the CPU the references round the same way.
+   * projections, q, the attention output and the SwiGLU output in f16; the residual stream, the KV cache
+   * and the logits stay f32. Ops compute in f32 and round once on store, except prefill's matrix products
+   * on GPUs, which multiply their f16 inputs in half precision (`GemmVariant.f16` in `@proj/ops`: each
+   * 16-step slice of K summed in f16, the slices in f32). Needs `shader-f16` on WebGPU (an error says so
+   * otherwise); on the CPU the references round the same way.
    */
   compute?: OutDType;
 }

@@ -4,7 +4,8 @@
  * 2. `ops.gemv.<N>x<K>.gb_s`: decode GEMVs (M = 1, bf16 weights) of the Llama 3.2 1B shapes, as GB/s of
  *    weights read and as a ratio to the probe;
  * 3. `ops.gemm.<M>x<N>x<K>.gflops`: prefill GEMMs (bf16 weights) against a naive one-output-per-invocation
- *    kernel measured in the same run;
+ *    kernel measured in the same run; where the adapter multiplies f16 x in half precision (GPUs with
+ *    `shader-f16`), `ops.gemm.<M>x<N>x<K>.f16.gflops` against the f32 figure;
  * 4. `ops.attention.<case>.gflops`: causal GQA attention of the Llama 3.2 1B shape (32 query heads, 8 kv
  *    heads, Dh 64) for a 512-token prefill and a decode step over 1024 cached positions, with the
  *    adapter's default kernel, against the other kernel where the adapter runs both;
@@ -13,8 +14,7 @@
  * Kernel figures (1-4) are the median GPU time of several repetitions after a warm-up, from GPU timestamps
  * where the adapter has them, else wall clock from the submit to the end of the work (`kernelMs` in
  * `probe.ts`); the probe and the kernels it is compared with are timed the same way. The dispatch cost (5)
- * is wall clock, encoding included. Run it
- * alone with `pnpm tsx --conditions=source packages/ops/bench/ops.bench.ts [--quick]` (prints JSON).
+ * is wall clock, encoding included. Run it alone with `pnpm bench --only ops [--quick]`.
  * @module
  */
 import { type DType, Tensor } from '@proj/core';
@@ -165,6 +165,21 @@ async function gemmResults(device: WebGpuDevice, quick: boolean): Promise<BenchR
       ratio: gflops / naive,
       info: `x [${m}, ${k}] f32 @ bf16 W [${n}, ${k}]^T ${layout}, ${ms.toFixed(1)} ms; variant ${JSON.stringify(variant)}; baseline: one output per invocation`,
     });
+    // Where the adapter multiplies f16 x in half precision (GemmVariant.f16): that, against the f32 figure.
+    const half = gemmVariant(device.caps, m, true, 'f16');
+    if (half.f16) {
+      const x16 = randomTensor(device, [m, k], 'f16');
+      const halfMs = await perOpMs(device, 1, () => linearWith(x16, prepared, {}).dispose(), reps);
+      results.push({
+        name: `ops.gemm.${m}x${n}x${k}.f16.gflops`,
+        value: flops / halfMs / 1e6,
+        unit: 'GFLOPS',
+        baseline: gflops,
+        ratio: ms / halfMs,
+        info: `x [${m}, ${k}] f16 @ bf16 W [${n}, ${k}]^T, ${halfMs.toFixed(1)} ms; variant ${JSON.stringify(half)}; baseline: the f32 x above`,
+      });
+      x16.dispose();
+    }
     w.dispose();
     prepared.dispose();
     x.dispose();

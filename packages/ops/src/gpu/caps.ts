@@ -63,5 +63,9 @@ export function readCaps(adapter: GPUAdapter, device: GPUDevice): GpuCaps {
 export function describeAdapter(adapter: GPUAdapter): string {
   const i = adapter.info;
   const parts = [i.description, i.vendor && `vendor ${i.vendor}`, i.architecture && `arch ${i.architecture}`];
-  return parts.filter(Boolean).join(', ') || 'unknown adapter';
+  // Firefox tells pages nothing about the adapter but whether it is a fallback (software) one.
+  const fallback = (i as { isFallbackAdapter?: boolean }).isFallbackAdapter
+    ? 'fallback (software) adapter'
+    : '';
+  return parts.filter(Boolean).join(', ') || fallback || 'unknown adapter';
 }

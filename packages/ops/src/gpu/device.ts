@@ -89,6 +89,9 @@ export interface WebGpuDeviceOptions {
   robustness?: boolean;
 }
 
+/** How long a failed wait waits for `device.lost` before reporting its own error (see `#lostOr`). */
+const LOSS_GRACE_MS = 1000;
+
 // Room for the uniforms of MAX_DISPATCHES_PER_SUBMIT dispatches at 256-byte alignment, so a decode step of
 // a large model (a few hundred dispatches) stays one submit.
 const UNIFORM_ARENA_BYTES = 512 * 1024;
@@ -427,9 +430,7 @@ export class WebGpuDevice implements Device {
       await this.#settle(this.#track(staging.mapAsync(MAP_READ, 0, staging.size)));
       return new Uint8Array(staging.getMappedRange(0, staging.size)).slice(0, src.byteLength);
     } catch (error) {
-      if (this.#lost !== undefined && !(error instanceof DeviceLostError))
-        throw new DeviceLostError('read', this.#lost);
-      throw error;
+      throw await this.#lostOr('read', error);
     } finally {
       if (staging.mapState === 'mapped') staging.unmap();
       this.#releaseStaging(staging);
@@ -761,10 +762,21 @@ export class WebGpuDevice implements Device {
       await this.#throwPendingErrors();
       return await profiler.result((p) => this.#settle(p));
     } catch (error) {
-      if (this.#lost !== undefined && !(error instanceof DeviceLostError))
-        throw new DeviceLostError('profile', this.#lost);
-      throw error;
+      throw await this.#lostOr('profile', error);
     }
+  }
+
+  /**
+   * The error to report for a failed wait: DeviceLostError when the device is lost, else `error`. A map
+   * that fails can mean the device was lost before `device.lost` says so (Firefox rejects the map with an
+   * AbortError first), so the loss is awaited for a moment before `error` is taken as it is.
+   */
+  async #lostOr(op: string, error: unknown): Promise<unknown> {
+    if (error instanceof DeviceLostError) return error;
+    if (this.#lost === undefined) {
+      await Promise.race([this.gpu.lost, new Promise((resolve) => setTimeout(resolve, LOSS_GRACE_MS))]);
+    }
+    return this.#lost === undefined ? error : new DeviceLostError(op, this.#lost);
   }
 
   #endPass(): void {

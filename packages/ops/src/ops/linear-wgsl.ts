@@ -50,7 +50,7 @@ const STORE_F32 =
  */
 export function withF16Out(wgsl: string): string {
   const store = 'fn store(i: u32, v: f32) { out[i] = f16(v); }';
-  return `${enableF16('f16')}\n${wgsl.replace(OUT_F32, declareOut(2, 'out', 'f16')).replace(STORE_F32, store)}`;
+  return `${wgsl.includes('enable f16;') ? '' : enableF16('f16')}\n${wgsl.replace(OUT_F32, declareOut(2, 'out', 'f16')).replace(STORE_F32, store)}`;
 }
 
 // x as the kernels read it, through `x_at`: 4 elements per entry in vec layouts, else 1.
@@ -553,6 +553,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 const BK = 16;
 
 function tiledWgsl(v: GemmVariant, dtype: DType, vec: boolean): string {
+  if (v.f16) return tiledF16Wgsl(v, dtype, vec);
   const L = chunkLayout(dtype, vec);
   const { tileM: TM, tileN: TN } = v;
   const BM = 16 * TM;
@@ -610,6 +611,92 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     .map(
       (s) => `if (mb + lid.y + ${16 * s.i}u < p.m && nb + lid.x + ${16 * s.j}u < p.n) {
     store(p.ob + (mb + lid.y + ${16 * s.i}u) * p.ldo + nb + lid.x + ${16 * s.j}u, ${s.name});
+  }`,
+    )
+    .join('\n  ')}
+}`;
+}
+
+/** f16's largest finite value: values are clamped to it as they are staged (f16() of a larger f32 is undefined). */
+const F16_MAX = '65504.0';
+
+/**
+ * The tiled kernel in half precision (`GemmVariant.f16`). Tiles are staged as f16, W's as `vec2<f16>`
+ * pairs of adjacent rows (output columns), so each invocation owns `tileN / 2` column pairs,
+ * `nb + 2 (lid.x + 16 j) + {0, 1}`, and one multiply-add of a broadcast x value by a pair does two outputs.
+ * A K tile's 16 products are summed in f16, then added to the f32 sums: the f16 rounding error stays that
+ * of a 16-term sum whatever K is.
+ */
+function tiledF16Wgsl(v: GemmVariant, dtype: DType, vec: boolean): string {
+  const L = chunkLayout(dtype, vec);
+  const { tileM: TM, tileN: TN } = v;
+  if (TN % 2 !== 0) throw new Error(`the f16 tiled kernel needs an even tileN, got ${TN}`);
+  const BM = 16 * TM;
+  const BP = 8 * TN; // column pairs per tile
+  const wPer = BK / L.chunk; // W chunks per row of a tile
+  const xPer = vec ? BK / 4 : BK; // x entries per row of a tile
+  const xParts = vec ? XYZW.map((c) => `.${c}`) : [''];
+  const half = (e: string) => `f16(clamp(${e}, -${F16_MAX}, ${F16_MAX}))`;
+  const pairs = range(TM).flatMap((i) => range(TN / 2).map((j) => ({ i, j, name: `h${i}_${j}` })));
+  const sums = pairs.flatMap((s) => [0, 1].map((c) => ({ ...s, c, name: `acc${s.i}_${2 * s.j + c}` })));
+  const column = (j: number, c: number) => `nb + 2u * (lid.x + ${16 * j}u) + ${c}u`;
+  return `enable f16;
+${L.declarations}
+${params()}
+var<workgroup> xs: array<f16, ${BK * BM}>; // [k][m]
+var<workgroup> ws: array<vec2<f16>, ${BK * BP}>; // [k][column pair]
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) t: u32) {
+  ${LINEAR_WORKGROUP}
+  let nb = (wg % p.gx) * ${2 * BP}u;
+  let mb = (wg / p.gx) * ${BM}u;
+  ${sums.map((s) => `var ${s.name} = 0.0;`).join('\n  ')}
+  let kx = p.kc * ${L.xPerChunk}u; // x entries per row
+  for (var c0 = 0u; c0 < p.kc; c0 += ${wPer}u) {
+    // Each staging step reads one chunk of two adjacent W rows and writes whole pairs.
+    for (var s = t; s < ${BP * wPer}u; s += 256u) {
+      let pair = s / ${wPer}u;
+      let cc = s % ${wPer}u;
+      let c = min(c0 + cc, p.kc - 1u);
+      let keep = c0 + cc < p.kc;
+      let rowA = min(nb + 2u * pair, p.n - 1u);
+      let rowB = min(nb + 2u * pair + 1u, p.n - 1u);
+      ${L.loadW('A', 'p.wb + rowA * p.kc + c')}
+      ${L.loadW('B', 'p.wb + rowB * p.kc + c')}
+      ${range(L.chunk)
+        .map((q) => {
+          const [a, b] = [L.elements('A')[q]!, L.elements('B')[q]!];
+          return `ws[(cc * ${L.chunk}u + ${q}u) * ${BP}u + pair] = select(vec2<f16>(), vec2<f16>(${half(a)}, ${half(b)}), keep);`;
+        })
+        .join('\n      ')}
+    }
+    for (var s = t; s < ${BM * xPer}u; s += 256u) {
+      let mm = s / ${xPer}u;
+      let e = s % ${xPer}u;
+      let xe = c0 * ${L.xPerChunk}u + e;
+      let v = x_at(p.xb + min(mb + mm, p.m - 1u) * kx + min(xe, kx - 1u));
+      let keep = xe < kx;
+      ${xParts.map((part, q) => `xs[(e * ${xParts.length}u + ${q}u) * ${BM}u + mm] = select(0.0h, ${half(`v${part}`)}, keep);`).join('\n      ')}
+    }
+    workgroupBarrier();
+    ${pairs.map((s) => `var ${s.name} = vec2<f16>();`).join('\n    ')}
+    for (var k = 0u; k < ${BK}u; k++) {
+      ${range(TM)
+        .map((i) => `let a${i} = xs[k * ${BM}u + lid.y + ${16 * i}u];`)
+        .join('\n      ')}
+      ${range(TN / 2)
+        .map((j) => `let b${j} = ws[k * ${BP}u + lid.x + ${16 * j}u];`)
+        .join('\n      ')}
+      ${pairs.map((s) => `${s.name} = fma(vec2<f16>(a${s.i}), b${s.j}, ${s.name});`).join('\n      ')}
+    }
+    ${sums.map((s) => `${s.name} += f32(h${s.i}_${s.j}.${'xy'[s.c]});`).join('\n    ')}
+    workgroupBarrier();
+  }
+  ${sums
+    .map(
+      (s) => `if (mb + lid.y + ${16 * s.i}u < p.m && ${column(s.j, s.c)} < p.n) {
+    store(p.ob + (mb + lid.y + ${16 * s.i}u) * p.ldo + ${column(s.j, s.c)}, ${s.name});
   }`,
     )
     .join('\n  ')}

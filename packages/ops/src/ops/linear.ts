@@ -19,6 +19,7 @@ import {
   DTYPE_BYTES,
   empty,
   formatShape,
+  fromFloat32,
   type Init,
   type LinearCheck,
   type LinearShape,
@@ -28,6 +29,7 @@ import {
   type ShapesMatch,
   type Tensor,
   tensor,
+  toFloat32,
 } from '@proj/core';
 import type { GpuCaps } from '../gpu/caps.js';
 import type { WebGpuDevice } from '../gpu/device.js';
@@ -126,13 +128,15 @@ export interface LinearOptions<O extends OutDType> extends OutOptions<O> {
    * For decode rows it is one pass where that pays (`fusesRmsnorm` in `gpu/variants.ts`): x is multiplied by
    * the weight as it is loaded, the sum of its squares is gathered on the way, and each result is scaled
    * once, so the normalised x is never written and there is one dispatch, not two. Otherwise (prefill, and
-   * large weights on software adapters) the two ops run one after the other.
+   * large weights on software adapters) the two ops run one after the other, the normalised x in the
+   * result's dtype (f16 with `out: 'f16'`).
    */
   norm?: FusedRmsNorm;
   /**
    * x is SwiGLU's input, `[..., 2K]` with gate and up side by side (as `swigluPacked` takes): the result is
    * `swigluPacked(x) @ W^T`, with `silu(gate) * up` computed as the kernel loads x where that pays
-   * (`fusesSwiglu`), else by `swigluPacked` first. Typed callers use {@link swigluLinear}.
+   * (`fusesSwiglu`), else by `swigluPacked` first (into f16 or f32 as the norm above). Typed callers use
+   * {@link swigluLinear}.
    */
   swiglu?: boolean;
 }
@@ -256,11 +260,14 @@ export function linearWith(
     deviceOf('linear', x, norm.weight);
   }
   if (!isGpu(device)) {
-    const xs = norm
+    const made = norm
       ? rmsnormReference(cpuFloats(x), cpuFloats(norm.weight), eps)
       : swiglu
         ? swigluPackedReference(cpuFloats(x), k)
-        : cpuFloats(x);
+        : undefined;
+    // The op-by-op definition: the norm or SwiGLU output in the result's dtype, as WebGPU writes it where it
+    // runs them as their own ops (below; a kernel that folds them in keeps them in f32).
+    const xs = !made ? cpuFloats(x) : o === 'f16' ? toFloat32('f16', fromFloat32('f16', made)) : made;
     const product = linearReference(xs, cpuFloats(w), m, n, k);
     if (!into) return cpuResult(product, outShape, o);
     const target = cpuData(into as Tensor<Shape, 'f32'>);
@@ -278,7 +285,8 @@ export function linearWith(
   const wBytes = DTYPE_BYTES[w.dtype];
   const vec = k % 4 === 0 && (k * wBytes) % 16 === 0;
   // A norm or SwiGLU that this kernel does not fold (or where folding does not pay) runs as its own op
-  // first. The GEMV and the shareX kernel (packed weights among them) can fold a norm, every kernel SwiGLU.
+  // first, writing the result's dtype (f16 x for the product when the caller asked for f16). The GEMV and
+  // the shareX kernel (packed weights among them) can fold a norm, every kernel SwiGLU.
   const normFolds = () =>
     (variants.fuseNorm ?? fusesRmsnorm(caps, m, n)) &&
     (packing !== undefined ||
@@ -286,9 +294,9 @@ export function linearWith(
       ((variants.gemm ?? gemmVariant(caps, m)).shareX === true && canShareX(w.dtype, vec, k)));
   const input =
     norm && !normFolds()
-      ? rmsnorm(x, norm.weight, eps)
+      ? rmsnorm(x, norm.weight, eps, { out: o })
       : swiglu && !(variants.fuseSwiglu ?? fusesSwiglu(caps, m))
-        ? swigluPacked(x) // [..., 2K] -> [..., K], f32
+        ? swigluPacked(x, { out: o }) // [..., 2K] -> [..., K], in the result's dtype
         : undefined;
   if (input) {
     const result = linearWith(input, w, variants, into, { out: o });
@@ -342,10 +350,16 @@ export function linearWith(
         ? packedVariant(packing, mc, caps, interleave)
         : gemv
           ? (variants.gemv ?? gemvVariant(caps))
-          : (variants.gemm ?? gemmVariant(caps, mc, interleave));
+          : (variants.gemm ?? gemmVariant(caps, mc, interleave, x.dtype));
       // What a forced variant asks for and this product cannot do, it does without.
       if (!gemv && (v as GemmVariant).shareX && !canShareX(w.dtype, vec, k)) v = { ...v, shareX: false };
       if (!gemv && !interleave && (v as GemmVariant).interleaveX) v = { ...v, interleaveX: false };
+      if (!gemv && (v as GemmVariant).f16 && !caps.f16) {
+        throw new GpuOpError(
+          'linear',
+          'the f16 GEMM variant needs the shader-f16 feature, which this device lacks',
+        );
+      }
       const interleavedX = !gemv && (v as GemmVariant).interleaveX === true;
       if (interleavedX) interleaved ??= interleaveRows(device, x, m, k);
       const xBinding = interleavedX ? bind('linear', interleaved!) : xs.binding;

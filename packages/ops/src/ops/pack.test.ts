@@ -103,6 +103,7 @@ describe('packed weights on WebGPU', () => {
 
   it('packs and unpacks on the device, whole and in ranges; toArray reads row-major', async ({ skip }) => {
     if (!gpu || !small) return skip('no WebGPU adapter');
+    if (!gpu.caps.subgroups) return skip('packed weights need subgroups, which this adapter lacks');
     for (const device of [gpu, small]) {
       for (const [n, k, dtype] of [
         [1, 8, 'bf16'],
@@ -126,6 +127,7 @@ describe('packed weights on WebGPU', () => {
 
   it('writeRows fills a packed weight in runs of rows that start and end inside groups', async ({ skip }) => {
     if (!gpu || !small) return skip('no WebGPU adapter');
+    if (!gpu.caps.subgroups) return skip('packed weights need subgroups, which this adapter lacks');
     for (const device of [gpu, small]) {
       const w = packLinearWeight(await randn([70, 24], { seed: 1, dtype: 'f16' }).to(device));
       const fresh = randn([70, 24], { seed: 2, dtype: 'f16' });
@@ -190,6 +192,7 @@ describe('packed weights on WebGPU', () => {
 
   it('embedding reads a packed table (the tied head), whole and in ranges', async ({ skip }) => {
     if (!gpu || !small) return skip('no WebGPU adapter');
+    if (!gpu.caps.subgroups) return skip('packed weights need subgroups, which this adapter lacks');
     const table = randn([200, 8], { seed: 3, dtype: 'bf16' }); // 7 groups: 2 ranges of 4 on the small device
     const ids = tensor([199, 0, 31, 32, 33, 128, 150], [7], { dtype: 'i32' });
     const reference = await embedding(ids, table).toArray(); // the CPU reference
@@ -203,6 +206,7 @@ describe('packed weights on WebGPU', () => {
 
   it('the layout ops see the row-major tensor; other ops refuse it by name', async ({ skip }) => {
     if (!gpu) return skip('no WebGPU adapter');
+    if (!gpu.caps.subgroups) return skip('packed weights need subgroups, which this adapter lacks');
     const w = randn([40, 16], { seed: 9 });
     const values = cpuFloats(w);
     const packed = packLinearWeight(await w.to(gpu));
