@@ -552,6 +552,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 /** K elements per shared-memory tile of the tiled GEMM. */
 const BK = 16;
 
+/**
+ * The tiled kernels' staging of x: the workgroup's 256 invocations copy the `[BM, 16]` block of x at K
+ * chunk `c0` into `xs` (`[k][m]`), zeros past the end of a row; `convert` maps each f32 value to the
+ * tile's type, `zero` is that type's zero.
+ */
+function stageX(BM: number, vec: boolean, xPerChunk: number, convert: (v: string) => string, zero: string) {
+  const xPer = vec ? BK / 4 : BK; // x entries per row of a tile
+  const parts = vec ? XYZW.map((c) => `.${c}`) : [''];
+  return `for (var s = t; s < ${BM * xPer}u; s += 256u) {
+      let mm = s / ${xPer}u;
+      let e = s % ${xPer}u;
+      let xe = c0 * ${xPerChunk}u + e;
+      let v = x_at(p.xb + min(mb + mm, p.m - 1u) * kx + min(xe, kx - 1u));
+      let keep = xe < kx;
+      ${parts.map((part, q) => `xs[(e * ${parts.length}u + ${q}u) * ${BM}u + mm] = select(${zero}, ${convert(`v${part}`)}, keep);`).join('\n      ')}
+    }`;
+}
+
 function tiledWgsl(v: GemmVariant, dtype: DType, vec: boolean): string {
   if (v.f16) return tiledF16Wgsl(v, dtype, vec);
   const L = chunkLayout(dtype, vec);
@@ -559,8 +577,6 @@ function tiledWgsl(v: GemmVariant, dtype: DType, vec: boolean): string {
   const BM = 16 * TM;
   const BN = 16 * TN;
   const wPer = BK / L.chunk; // W chunks per row of a tile
-  const xPer = vec ? BK / 4 : BK; // x entries per row of a tile
-  const xParts = vec ? XYZW.map((c) => `.${c}`) : [''];
   const sums = range(TM).flatMap((i) => range(TN).map((j) => ({ i, j, name: `acc${i}_${j}` })));
   return `${L.declarations}
 ${params()}
@@ -587,14 +603,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         .map((e, q) => `ws[(cc * ${L.chunk}u + ${q}u) * ${BN}u + nn] = select(0.0, ${e}, keep);`)
         .join('\n      ')}
     }
-    for (var s = t; s < ${BM * xPer}u; s += 256u) {
-      let mm = s / ${xPer}u;
-      let e = s % ${xPer}u;
-      let xe = c0 * ${L.xPerChunk}u + e;
-      let v = x_at(p.xb + min(mb + mm, p.m - 1u) * kx + min(xe, kx - 1u));
-      let keep = xe < kx;
-      ${xParts.map((part, q) => `xs[(e * ${xParts.length}u + ${q}u) * ${BM}u + mm] = select(0.0, v${part}, keep);`).join('\n      ')}
-    }
+    ${stageX(BM, vec, L.xPerChunk, (v) => v, '0.0')}
     workgroupBarrier();
     for (var k = 0u; k < ${BK}u; k++) {
       ${range(TM)
@@ -634,8 +643,6 @@ function tiledF16Wgsl(v: GemmVariant, dtype: DType, vec: boolean): string {
   const BM = 16 * TM;
   const BP = 8 * TN; // column pairs per tile
   const wPer = BK / L.chunk; // W chunks per row of a tile
-  const xPer = vec ? BK / 4 : BK; // x entries per row of a tile
-  const xParts = vec ? XYZW.map((c) => `.${c}`) : [''];
   const half = (e: string) => `f16(clamp(${e}, -${F16_MAX}, ${F16_MAX}))`;
   const pairs = range(TM).flatMap((i) => range(TN / 2).map((j) => ({ i, j, name: `h${i}_${j}` })));
   const sums = pairs.flatMap((s) => [0, 1].map((c) => ({ ...s, c, name: `acc${s.i}_${2 * s.j + c}` })));
@@ -671,14 +678,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         })
         .join('\n      ')}
     }
-    for (var s = t; s < ${BM * xPer}u; s += 256u) {
-      let mm = s / ${xPer}u;
-      let e = s % ${xPer}u;
-      let xe = c0 * ${L.xPerChunk}u + e;
-      let v = x_at(p.xb + min(mb + mm, p.m - 1u) * kx + min(xe, kx - 1u));
-      let keep = xe < kx;
-      ${xParts.map((part, q) => `xs[(e * ${xParts.length}u + ${q}u) * ${BM}u + mm] = select(0.0h, ${half(`v${part}`)}, keep);`).join('\n      ')}
-    }
+    ${stageX(BM, vec, L.xPerChunk, half, '0.0h')}
     workgroupBarrier();
     ${pairs.map((s) => `var ${s.name} = vec2<f16>();`).join('\n    ')}
     for (var k = 0u; k < ${BK}u; k++) {
