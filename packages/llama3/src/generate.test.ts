@@ -211,6 +211,27 @@ describe('generation memory on WebGPU', () => {
     for (const t of [ids, cache]) t.dispose();
   });
 
+  it('greedyStep on a full cache is an error, not a replay past its end', async ({ skip }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const model = randomLlama({ ...TINY_LLAMA3, vocabSize: 300 }, { seed: 5, device: gpu });
+    const cache = model.createCache(4);
+    const ids = tensor([1], [1], { dtype: 'i32', device: gpu });
+    const replay = vi.spyOn(GpuGraph.prototype, 'replay');
+    for (let i = 0; i < 4; i++) model.greedyStep(ids, cache); // captured, checked, replayed twice
+    expect(replay.mock.results.filter((r) => r.value === true)).toHaveLength(2);
+    expect(() => model.greedyStep(ids, cache)).toThrow(
+      "forward: 4 cached + 1 new tokens exceed the cache's 4 positions",
+    );
+    expect(replay.mock.results.filter((r) => r.value === true)).toHaveLength(2);
+    replay.mockRestore();
+    expect(cache.length).toBe(4);
+    const [id] = await ids.toArray();
+    expect(id).toBeGreaterThanOrEqual(0);
+    expect(id).toBeLessThan(300);
+    for (const t of [ids, cache]) t.dispose();
+    model.dispose();
+  });
+
   it('generating 1000 tokens twice allocates nothing new the second time', async ({ skip }) => {
     if (!gpu) return skip('no WebGPU adapter');
     const config = { ...TINY_LLAMA3, vocabSize: 300, maxPositions: 2048 };

@@ -769,12 +769,18 @@ export class WebGpuDevice implements Device {
   /**
    * The error to report for a failed wait: DeviceLostError when the device is lost, else `error`. A map
    * that fails can mean the device was lost before `device.lost` says so (Firefox rejects the map with an
-   * AbortError first), so the loss is awaited for a moment before `error` is taken as it is.
+   * AbortError first), so for such a failure the loss is awaited for a moment before `error` is taken as
+   * it is. An op's own error (`GpuOpError`: validation, out of memory) is reported at once.
    */
   async #lostOr(op: string, error: unknown): Promise<unknown> {
     if (error instanceof DeviceLostError) return error;
-    if (this.#lost === undefined) {
-      await Promise.race([this.gpu.lost, new Promise((resolve) => setTimeout(resolve, LOSS_GRACE_MS))]);
+    if (this.#lost === undefined && !(error instanceof GpuOpError)) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = new Promise((resolve) => {
+        timer = setTimeout(resolve, LOSS_GRACE_MS);
+      });
+      await Promise.race([this.gpu.lost, grace]);
+      clearTimeout(timer);
     }
     return this.#lost === undefined ? error : new DeviceLostError(op, this.#lost);
   }
