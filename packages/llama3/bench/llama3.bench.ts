@@ -11,7 +11,15 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpu, type Device, empty, Rng, type Tensor } from '@proj/core';
-import { generate, LLAMA32_1B, type Llama, type LoadTime, loadLlama, Sampler } from '@proj/llama3';
+import {
+  generate,
+  LLAMA32_1B,
+  type Llama,
+  type LoadTime,
+  loadLlama,
+  Sampler,
+  type SamplingOptions,
+} from '@proj/llama3';
 import { argmax, createWebGpuDevice, type WebGpuDevice, writable, writeRows } from '@proj/ops';
 import type { BenchResult, BenchSuite } from '../../../bench/types.js';
 import { median, probeReadBandwidth } from '../../ops/bench/probe.js';
@@ -27,9 +35,13 @@ const PROMPT = [1, 2, 3, 4, 5, 6, 7, 8];
  * Greedy generation of `maxNewTokens` after {@link PROMPT}: tokens per second between the first token
  * (which includes the prompt's forward) and the last, and how many tokens came.
  */
-async function greedyDecode(model: Llama, maxNewTokens: number): Promise<{ tokS: number; tokens: number }> {
+async function decode(
+  model: Llama,
+  maxNewTokens: number,
+  sampling: SamplingOptions = { temperature: 0 },
+): Promise<{ tokS: number; tokens: number }> {
   const times: number[] = [];
-  for await (const _ of generate(model, PROMPT, { temperature: 0, maxNewTokens, stopIds: [] })) {
+  for await (const _ of generate(model, PROMPT, { ...sampling, maxNewTokens, stopIds: [] })) {
     times.push(performance.now());
   }
   return { tokS: ((times.length - 1) / (times.at(-1)! - times[0]!)) * 1000, tokens: times.length };
@@ -218,7 +230,7 @@ async function benchModel(c: ModelCase): Promise<BenchResult[]> {
     // decoding records each step before the previous id is read, so a window between two tokens would not
     // line up with whole steps.
     const stats = { ...(gpu?.stats ?? { dispatches: 0, submits: 0 }) };
-    const { tokS, tokens } = await greedyDecode(model, c.decodeTokens);
+    const { tokS, tokens } = await decode(model, c.decodeTokens);
     const steps = tokens - 1;
     out.push({
       name: `decode.${key}.tok_s`,
@@ -240,6 +252,17 @@ async function benchModel(c: ModelCase): Promise<BenchResult[]> {
         unit: 'count',
       });
     }
+    // Sampling with the default options (temperature 0.6, top-p 0.9) draws on the device and replays its
+    // steps as greedy decoding does: the ratio says what the draw costs.
+    const sampled = await decode(model, c.decodeTokens, {});
+    out.push({
+      name: `decode.${key}.sampled_tok_s`,
+      value: sampled.tokS,
+      unit: 'tok/s',
+      baseline: tokS,
+      ratio: sampled.tokS / tokS,
+      info: `${sampled.tokens - 1} tokens drawn with the default options (temperature 0.6, top-p 0.9); baseline: greedy`,
+    });
     if (gpu) out.push(...(await recordTime(gpu, model, key)));
     if (gpu?.caps.timestamps) out.push(...(await kernelTimes(gpu, model, PROMPT, key)));
   } finally {
@@ -484,8 +507,8 @@ async function decodeUnchecked(dir: string): Promise<BenchResult[]> {
   const device = await createWebGpuDevice({ robustness: false });
   try {
     const model = await loadLlama(dir, { device, onWarning: () => {} });
-    await greedyDecode(model, 16); // kernels compiled
-    const { tokS } = await greedyDecode(model, 128);
+    await decode(model, 16); // kernels compiled
+    const { tokS } = await decode(model, 128);
     const key = 'llama32-1b-shape-unchecked.webgpu';
     const info = '127 tokens after an 8-token prompt, greedy, on a device with robustness: false';
     const bytes = bytesPerToken(model, PROMPT.length + 64);

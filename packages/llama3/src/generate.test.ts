@@ -1,5 +1,5 @@
 import { cpu, tensor } from '@proj/core';
-import { argmax, GpuGraph, type WebGpuDevice } from '@proj/ops';
+import { argmax, GpuGraph, TokenSampler, type WebGpuDevice } from '@proj/ops';
 import { testDevice } from '@proj/ops/testing';
 import { loadTokenizer, type Tokenizer } from '@proj/tokenizer';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -194,7 +194,40 @@ describe('generation memory on WebGPU', () => {
     model.dispose();
   });
 
-  it('greedyStep refuses a disposed model or ids tensor, whose buffers a replay would still bind', async ({
+  it('sampled generation draws on the device and replays its steps: the ids of step-by-step drawing', async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const model = randomLlama({ ...TINY_LLAMA3, vocabSize: 300 }, { seed: 6, device: gpu });
+    const options = { temperature: 0.9, topP: 0.95, repetitionPenalty: 1.2, seed: 11 };
+    const sampler = new TokenSampler(gpu, 300, options);
+    sampler.see([1, 2, 3]);
+    const cache = model.createCache(23);
+    const token = tensor([0], [1], { dtype: 'i32', device: gpu });
+    const expected: number[] = [];
+    let logits = model.forward([1, 2, 3], cache);
+    for (let step = 0; step < 20; step++) {
+      sampler.sample(logits, token);
+      expected.push((await token.toArray())[0]!);
+      logits.dispose();
+      logits = model.forward([expected.at(-1)!], cache);
+    }
+    for (const t of [logits, cache, token, sampler]) t.dispose();
+    expect(new Set(expected).size).toBeGreaterThan(5); // a draw, not a constant
+    const inUse = () => gpu!.memory.liveBytes - gpu!.memory.pooledBytes;
+    await gpu.sync();
+    const before = inUse();
+    const replay = vi.spyOn(GpuGraph.prototype, 'replay');
+    const { ids } = await collect(generate(model, [1, 2, 3], { ...options, maxNewTokens: 20, stopIds: [] }));
+    expect(ids).toEqual(expected);
+    expect(replay.mock.results.filter((r) => r.value === true)).toHaveLength(17);
+    replay.mockRestore();
+    await gpu.sync();
+    expect(inUse()).toBe(before); // the sampler's buffers are freed with the generation
+    model.dispose();
+  });
+
+  it('greedyStep / sampleStep refuse a disposed model, ids tensor or sampler, whose buffers a replay would still bind', async ({
     skip,
   }) => {
     if (!gpu) return skip('no WebGPU adapter');
@@ -206,6 +239,9 @@ describe('generation memory on WebGPU', () => {
     const other = tensor([1], [1], { dtype: 'i32', device: gpu });
     other.dispose();
     expect(() => model.greedyStep(other, cache)).toThrow('greedyStep: the ids tensor has been disposed');
+    const sampler = new TokenSampler(gpu, 300, {});
+    sampler.dispose();
+    expect(() => model.sampleStep(ids, cache, sampler)).toThrow('sampleStep: the sampler has been disposed');
     model.dispose();
     expect(() => model.greedyStep(ids, cache)).toThrow('greedyStep: the model has been disposed');
     for (const t of [ids, cache]) t.dispose();
@@ -229,6 +265,17 @@ describe('generation memory on WebGPU', () => {
     expect(id).toBeGreaterThanOrEqual(0);
     expect(id).toBeLessThan(300);
     for (const t of [ids, cache]) t.dispose();
+    model.dispose();
+  });
+
+  it('a sampled draw from broken logits is an error when its id is read, not a token', async ({ skip }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const model = randomLlama({ ...TINY_LLAMA3, vocabSize: 300 }, { seed: 7, device: gpu });
+    const norm = model.weights.norm; // the final norm's weight: NaN makes every logit NaN
+    gpu.write(norm.storage, 0, new Uint8Array(norm.storage.byteLength).fill(0xff)); // NaN in any float dtype
+    await expect(collect(generate(model, [1, 2, 3], { temperature: 0.8, maxNewTokens: 5 }))).rejects.toThrow(
+      "sampling: the model's output is broken",
+    );
     model.dispose();
   });
 

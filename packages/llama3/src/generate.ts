@@ -3,8 +3,8 @@
  * KV cache, yielding each token with the text it completes.
  * @module
  */
-import type { Tensor } from '@proj/core';
-import { argmax } from '@proj/ops';
+import { fromArray, type Tensor } from '@proj/core';
+import { argmax, isGreedy, samplingSettings, TokenSampler } from '@proj/ops';
 import {
   type ChatMessage,
   chatStopTokens,
@@ -13,7 +13,7 @@ import {
   type Tokenizer,
 } from '@proj/tokenizer';
 import type { Llama } from './model.js';
-import { isGreedy, Sampler, type SamplingOptions } from './sampler.js';
+import type { SamplingOptions } from './sampler.js';
 
 /** Options of {@link generate}. */
 export interface GenerateOptions extends SamplingOptions {
@@ -82,7 +82,8 @@ class StopStringFilter {
 
 /**
  * Generates tokens after `prompt` (a string, with `options.tokenizer`, or token ids), streaming them as
- * they are chosen. Greedy decoding (temperature 0) reads back only the chosen id each step.
+ * they are chosen. Only the chosen ids come back from the device: greedy decoding (temperature 0) and
+ * sampling both choose on it.
  * A prompt that does not fit the context is an error; generation stops when the context is full.
  *
  * @example
@@ -113,69 +114,63 @@ export async function* generate(
     );
   }
   if (maxNew === 0) return;
-  const greedy = isGreedy(options);
-  const sampler = new Sampler(options);
+  // The next token is chosen on the model's device (`argmax`, or a `TokenSampler`, which keeps its draw
+  // counter and the seen tokens there) and written to `token`, where the next step reads it: only ids come
+  // back. The steps after the prompt's are recorded ahead of the ids read back (on a GPU, replayed): the
+  // device always has a step queued while the host waits for an id (still one submit per token).
+  const settings = samplingSettings(options); // validated even where unused
+  const sampler = isGreedy(settings)
+    ? undefined
+    : new TokenSampler(model.device, model.config.vocabSize, settings);
+  if (sampler && sampler.settings.repetitionPenalty !== 1) sampler.see(ids);
   const stopIds = new Set(options.stopIds ?? model.config.eosTokenIds);
   const decoder = options.tokenizer ? new StreamingDecoder(options.tokenizer) : undefined;
   const stops = new StopStringFilter(options.stopStrings ?? []);
-  const history = [...ids];
   const cache = model.createCache(Math.min(model.contextLength, ids.length + maxNew));
-  let logits: Logits | undefined = model.forward(ids, cache); // [1, V]: the last prompt position
-  // Greedy decoding keeps the chosen id on the device, where the next step reads it (`greedyStep`), and
-  // records the next steps before reading an id back: the device always has a step queued while the host
-  // waits for an id and records (still one submit per token).
-  const token = greedy ? (argmax(logits) as Tensor<readonly [1], 'i32'>) : undefined; // [1]
-  if (greedy) {
-    logits.dispose();
-    logits = undefined;
-  }
-  const pending = token && [readId(token)]; // the ids recorded and not yet read, in order
-  let recorded = 0; // greedy steps recorded after the prompt's
-  // The CPU computes each step as it is called: running ahead there only wastes steps past a stop.
-  const lookahead = model.device.kind === 'webgpu' ? LOOKAHEAD : 1;
+  const token = fromArray(Int32Array.of(0), [1], { dtype: 'i32', device: model.device }); // [1]
   try {
+    const logits = model.forward(ids, cache); // [1, V]: the last prompt position
+    if (sampler) sampler.sample(logits, token);
+    else argmax(logits, { into: token });
+    logits.dispose();
+    const pending = [readId(token)]; // the ids recorded and not yet read, in order
+    let recorded = 0; // steps recorded after the prompt's
+    // The CPU computes each step as it is called: running ahead there only wastes steps past a stop.
+    const lookahead = model.device.kind === 'webgpu' ? LOOKAHEAD : 1;
     for (let step = 0; step < maxNew; step++) {
       options.signal?.throwIfAborted();
-      let more = step + 1 < maxNew && cache.length < cache.capacity;
-      let id: number;
-      if (token && pending) {
-        while (pending.length <= lookahead && recorded + 1 < maxNew && cache.length < cache.capacity) {
-          model.greedyStep(token, cache);
-          pending.push(readId(token));
-          recorded++;
-        }
-        id = await pending.shift()!;
-        more = pending.length > 0;
-      } else {
-        id = sampler.sample((await logits!.toArray()) as Float32Array, history);
-        logits!.dispose();
-        logits = undefined;
+      while (pending.length <= lookahead && recorded + 1 < maxNew && cache.length < cache.capacity) {
+        if (sampler) model.sampleStep(token, cache, sampler);
+        else model.greedyStep(token, cache);
+        pending.push(readId(token));
+        recorded++;
       }
+      const id = await pending.shift()!;
       options.signal?.throwIfAborted();
+      if (id < 0)
+        throw new Error(
+          "sampling: the model's output is broken (a NaN or +Infinity logit, or none above -Infinity)",
+        );
       if (stopIds.has(id)) break;
-      history.push(id);
       const { emit, stopped } = stops.push(decoder ? decoder.push(id) : '');
       if (stopped) {
         if (emit) yield { id, text: emit };
         return;
       }
       yield { id, text: emit };
-      if (!more) break;
-      if (!greedy) logits = model.forward([id], cache);
+      if (pending.length === 0) break;
     }
     const rest = stops.flush() + (decoder?.flush() ?? '');
     if (rest) yield { id: -1, text: rest };
   } finally {
-    logits?.dispose();
-    token?.dispose(); // steps recorded past a stop: their reads complete on their own
+    token.dispose(); // steps recorded past a stop: their reads complete on their own
     cache.dispose();
+    sampler?.dispose();
   }
 }
 
-type Logits = ReturnType<Llama['forward']>;
-
 /**
- * Greedy steps recorded on a GPU beyond the one whose id is awaited. One leaves the device idle while an
+ * Steps recorded on a GPU beyond the one whose id is awaited. One leaves the device idle while an
  * id comes back (about 0.3 ms on an H100 with Dawn, a fifth of a 1B step); two keep it busy. Steps
  * recorded past a stop are discarded.
  */

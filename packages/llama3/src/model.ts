@@ -28,6 +28,7 @@ import {
   ropeTables,
   swigluLinear,
   swigluPacked,
+  type TokenSampler,
   WebGpuDevice,
 } from '@proj/ops';
 import type { LlamaConfig } from './config.js';
@@ -85,7 +86,7 @@ export class LlamaCache {
   get capacity(): number {
     return this.layers[0]?.maxSeq ?? 0;
   }
-  /** @internal The replayable greedy step of this cache (see {@link Llama.greedyStep}). */
+  /** @internal The replayable decode step of this cache (see {@link Llama.greedyStep}). */
   decodeGraph: DecodeGraph | undefined;
   /** Forgets every position (keeps the memory). */
   reset(): void {
@@ -104,11 +105,15 @@ export class LlamaCache {
   }
 }
 
-/** A greedy step captured at `position` reading and writing `ids`; `checked` once it may replay. */
+/**
+ * A decode step captured at `position` reading and writing `ids`, choosing with `sampler` (greedy without);
+ * `checked` once it may replay.
+ */
 interface DecodeGraph {
   graph: GpuGraph;
   position: number;
   ids: Tensor;
+  sampler: TokenSampler | undefined;
   checked: boolean;
 }
 
@@ -215,34 +220,53 @@ export class Llama<C extends LlamaConfig = LlamaConfig> {
    * (`WebGpuDevice.capture`): the same kernels on the same buffers, bit for bit, without running the ops'
    * JavaScript, which on a fast GPU costs the host about as much as the step costs the GPU. The step is
    * captured again where its dispatches change (attention splits the keys into more chunks as the cache
-   * grows), with a different `ids` tensor, or after `cache.reset()`.
+   * grows), with a different `ids` tensor or sampler, or after `cache.reset()`.
    */
   greedyStep(ids: Tensor<readonly [1], 'i32'>, cache: LlamaCache): void {
+    this.#decodeStep('greedyStep', ids, cache, undefined);
+  }
+
+  /**
+   * {@link Llama.greedyStep}, drawing the next token with `sampler` (a `TokenSampler` on the model's device,
+   * which keeps its draw counter and the seen tokens there) instead of taking the most likely one.
+   */
+  sampleStep(ids: Tensor<readonly [1], 'i32'>, cache: LlamaCache, sampler: TokenSampler): void {
+    this.#decodeStep('sampleStep', ids, cache, sampler);
+  }
+
+  #decodeStep(
+    name: string,
+    ids: Tensor<readonly [1], 'i32'>,
+    cache: LlamaCache,
+    sampler: TokenSampler | undefined,
+  ): void {
     const step = () =>
       scope(() => {
-        argmax(this.forward(ids, cache), { into: ids }); // [1, V] logits -> the next token's id, in place
+        const logits = this.forward(ids, cache); // [1, V] -> the next token's id, in place
+        if (sampler) sampler.sample(logits, ids);
+        else argmax(logits, { into: ids });
       });
     if (!(this.device instanceof WebGpuDevice)) {
       step();
       return;
     }
     // A replay binds the buffers the capture bound, without the ops' checks that their tensors still live.
-    if (this.disposed || ids.disposed) {
-      throw new Error(`greedyStep: the ${this.disposed ? 'model' : 'ids tensor'} has been disposed`);
-    }
+    const gone = this.disposed ? 'model' : ids.disposed ? 'ids tensor' : sampler?.disposed ? 'sampler' : '';
+    if (gone) throw new Error(`${name}: the ${gone} has been disposed`);
     const position = cache.length;
     const d = cache.decodeGraph;
-    if (d && d.ids === ids && d.checked && d.graph.replay(position - d.position)) {
+    const same = d && d.ids === ids && d.sampler === sampler;
+    if (same && d.checked && d.graph.replay(position - d.position)) {
       for (const layer of cache.layers) layer.reserve(1); // what the replayed ropeQkv would have done
       return;
     }
-    if (d && d.ids === ids && !d.checked && position === d.position + 1) {
+    if (same && !d.checked && position === d.position + 1) {
       d.checked = d.graph.check(step, 1); // runs the step either way
       if (!d.checked) cache.dropDecodeGraph();
       return;
     }
     cache.dropDecodeGraph();
-    cache.decodeGraph = { graph: this.device.capture(step), position, ids, checked: false };
+    cache.decodeGraph = { graph: this.device.capture(step), position, ids, sampler, checked: false };
   }
 
   /**

@@ -28,5 +28,6 @@ export * from './ops/reduce.js';
 export * from './ops/rmsnorm.js';
 export * from './ops/rope.js';
 export * from './ops/rope-qkv.js';
+export * from './ops/sample.js';
 export * from './ops/softmax.js';
 export * from './ops/swiglu-packed.js';

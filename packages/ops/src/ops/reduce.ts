@@ -23,6 +23,7 @@ import {
 import type { BufferBinding } from '../gpu/device.js';
 import { checkFloat, deviceOf, grid, isGpu, Params, runs } from '../op.js';
 import { declare, LINEAR_WORKGROUP, loader, params } from '../wgsl.js';
+import { BEST_OF_WORKGROUP_WGSL, ORDER_KEYS_WGSL } from './order-wgsl.js';
 
 /** The largest `k` that {@link topk} takes (the k survivors are sorted in one workgroup's memory). */
 export const MAX_TOPK = 1024;
@@ -45,16 +46,6 @@ export function orderKey(value: number): number {
   if ((b & 0x7fffffff) > 0x7f800000) return 0;
   return b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
 }
-
-// The same key in WGSL, its inverse (back to f32 bits; key 0 gives a NaN) and the comparison.
-const KEYS = `
-fn key_of(v: f32) -> u32 {
-  let b = bitcast<u32>(v);
-  if ((b & 0x7fffffffu) > 0x7f800000u) { return 0u; }
-  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
-}
-fn key_bits(k: u32) -> u32 { return select(~k, k & 0x7fffffffu, (k & 0x80000000u) != 0u); }
-fn better(ka: u32, ia: u32, kb: u32, ib: u32) -> bool { return ka > kb || (ka == kb && ia < ib); }`;
 
 /** The CPU reference of {@link argmax}: the index of the largest value in each row of `n`. */
 export function argmaxReference(x: Float32Array, n: number): Int32Array {
@@ -107,20 +98,6 @@ function rowsOf(op: string, x: Tensor): { n: number; rows: number; outer: number
 const PER = 16; // elements per invocation and block
 const BLOCK = 256 * PER; // elements per workgroup and block
 
-// The workgroup's best of 256 (k, i) candidates: into sk[0], si[0] (ties to the lower index).
-const BEST = `
-var<workgroup> sk: array<u32, 256>;
-var<workgroup> si: array<u32, 256>;
-fn reduce_best(lid: u32, k: u32, i: u32) {
-  sk[lid] = k;
-  si[lid] = i;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid < s && better(sk[lid + s], si[lid + s], sk[lid], si[lid])) { sk[lid] = sk[lid + s]; si[lid] = si[lid + s]; }
-    workgroupBarrier();
-  }
-}`;
-
 // x [rows, n] -> workgroup wg takes chunk wg % chunks of row wg / chunks; it writes the row's index to
 // out [rows] i32 when chunks = 1, else its (key, index) pair to pairs [rows, chunks, 2] u32.
 function argmaxChunkKernel(xType: Tensor['dtype'], pairs: boolean): string {
@@ -141,8 +118,8 @@ ${declare(0, 'x', xType)}
 ${declare(1, 'dst', pairs ? 'u32' : 'i32', 'read_write')}
 ${params(2, { count: 'u32', n: 'u32', span: 'u32', chunks: 'u32', x0: 'u32', d0: 'u32' })}
 ${loader('x', xType)}
-${KEYS}
-${BEST}
+${ORDER_KEYS_WGSL}
+${BEST_OF_WORKGROUP_WGSL}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
@@ -170,8 +147,8 @@ function argmaxMergeKernel(): string {
 ${declare(0, 'pairs', 'u32')}
 ${declare(1, 'out', 'i32', 'read_write')}
 ${params(2, { rows: 'u32', chunks: 'u32', s0: 'u32', o0: 'u32' })}
-${KEYS}
-${BEST}
+${ORDER_KEYS_WGSL}
+${BEST_OF_WORKGROUP_WGSL}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${LINEAR_WORKGROUP}
@@ -297,7 +274,7 @@ ${declare(1, 'values', 'u32', 'read_write')}
 ${declare(2, 'indices', 'u32', 'read_write')}
 ${params(3, { rows: 'u32', n: 'u32', k: 'u32', x0: 'u32', v0: 'u32', i0: 'u32' })}
 ${loader('x', xType)}
-${KEYS}
+${ORDER_KEYS_WGSL}
 var<workgroup> hist: array<atomic<u32>, 256>;
 var<workgroup> chosen: u32;
 var<workgroup> need: u32;
