@@ -9,15 +9,17 @@
  * 4. `ops.attention.<case>.gflops`: causal GQA attention of the Llama 3.2 1B shape (32 query heads, 8 kv
  *    heads, Dh 64) for a 512-token prefill and a decode step over 1024 cached positions, with the
  *    adapter's default kernel, against the other kernel where the adapter runs both;
- * 5. `ops.dispatch.overhead_us`: the cost of one (empty) dispatch when many are batched in one submit.
+ * 5. `ops.sample.vocab128256.ms`: one draw of `TokenSampler` with the default options (temperature 0.6,
+ *    top-p 0.9) from logits over Llama 3's vocabulary, against `argmax` of the same logits (greedy's choice);
+ * 6. `ops.dispatch.overhead_us`: the cost of one (empty) dispatch when many are batched in one submit.
  *
  * Kernel figures (1-4) are the median GPU time of several repetitions after a warm-up, from GPU timestamps
  * where the adapter has them, else wall clock from the submit to the end of the work (`kernelMs` in
- * `probe.ts`); the probe and the kernels it is compared with are timed the same way. The dispatch cost (5)
- * is wall clock, encoding included. Run it alone with `pnpm bench --only ops [--quick]`.
+ * `probe.ts`); the probe and the kernels it is compared with are timed the same way. The sampler (5) and
+ * the dispatch cost (6) are wall clock, encoding included. Run it alone with `pnpm bench --only ops [--quick]`.
  * @module
  */
-import { type DType, Tensor } from '@proj/core';
+import { type DType, fromArray, Rng, Tensor, tensor } from '@proj/core';
 import type { BenchResult, BenchSuite } from '../../../bench/types.js';
 import { createWebGpuDevice, type WebGpuDevice } from '../src/gpu/device.js';
 import {
@@ -32,6 +34,8 @@ import { grid } from '../src/op.js';
 import { attention } from '../src/ops/attention.js';
 import { linearWith } from '../src/ops/linear.js';
 import { packingOf, prepareLinearWeight } from '../src/ops/pack.js';
+import { argmax } from '../src/ops/reduce.js';
+import { TokenSampler } from '../src/ops/sample.js';
 import { kernelMs, kernelTiming, medianMs, probeReadBandwidth } from './probe.js';
 
 const MiB = 1024 * 1024;
@@ -233,6 +237,40 @@ async function attentionResults(device: WebGpuDevice, quick: boolean): Promise<B
   return results;
 }
 
+/**
+ * A draw on the device against `argmax`: what sampling adds to a decode step. The logits are normal with a
+ * standard deviation of 3 plus a few dominant ones, the rough shape of a trained model's.
+ */
+async function samplerResult(device: WebGpuDevice, quick: boolean): Promise<BenchResult> {
+  const vocab = 128256;
+  const rng = new Rng(1);
+  const values = Float32Array.from({ length: vocab }, () => 3 * rng.normal());
+  for (let i = 0; i < 20; i++) values[(i * 7919) % vocab] = 15 - 0.3 * i;
+  const logits = tensor(values, [1, vocab], { device });
+  const ids = fromArray(new Int32Array(1), [1], { dtype: 'i32', device });
+  const sampler = new TokenSampler(device, vocab);
+  const draws = 16;
+  const reps = quick ? 3 : 7;
+  const repeat = (run: () => void) => () => {
+    for (let i = 0; i < draws; i++) run();
+  };
+  // Wall clock of 16 per submit: a draw is 10 small dispatches, and timestamps would time each in a pass of
+  // its own, which costs a GPU about 10 us apiece.
+  const timed = async (run: () => void) =>
+    (await medianMs(device, repeat(run), reps, { gpuOnly: true })) / draws;
+  const ms = await timed(() => sampler.sample(logits, ids));
+  const argmaxMs = await timed(() => argmax(logits, { into: ids }));
+  for (const t of [sampler, logits, ids]) t.dispose();
+  return {
+    name: `ops.sample.vocab${vocab}.ms`,
+    value: ms,
+    unit: 'ms',
+    baseline: argmaxMs,
+    ratio: ms / argmaxMs,
+    info: 'one draw with the default options (temperature 0.6, top-p 0.9), wall clock of 16 per submit; baseline: argmax of the same logits, timed the same way',
+  };
+}
+
 async function dispatchOverhead(device: WebGpuDevice, quick: boolean): Promise<BenchResult> {
   const count = quick ? 500 : 2000;
   const out = device.alloc(256);
@@ -274,6 +312,7 @@ export const suite: BenchSuite = async ({ quick }) => {
     results.push(...(await gemvResults(device, quick, probe.gbPerSecond)));
     results.push(...(await gemmResults(device, quick)));
     results.push(...(await attentionResults(device, quick)));
+    results.push(await samplerResult(device, quick));
     results.push(await dispatchOverhead(device, quick));
     return results;
   } finally {
