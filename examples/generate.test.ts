@@ -64,6 +64,37 @@ describeWithShared('pnpm generate on stories260K (a trained model)', () => {
     expect(r.stdout).toBe(`${await expectedGreedyIds()}\n`);
   });
 
+  it('sampling draws the same ids on WebGPU (on the device) as on the CPU device, from the same seed', async ({
+    skip,
+  }) => {
+    const sampled = ['--ids', PROMPT_IDS, '--max-new-tokens', '64', '--print-ids', '--seed', '5'];
+    const filters = ['--top-k', '40', '--repetition-penalty', '1.1']; // and the defaults: T 0.6, top-p 0.9
+    const gpu = await runToEnd('generate.ts', [
+      '--model',
+      STORIES,
+      ...sampled,
+      ...filters,
+      '--device',
+      'webgpu',
+    ]);
+    if (gpu.stderr.includes('no adapter available') && !process.env.REQUIRE_WEBGPU)
+      return skip('no WebGPU adapter');
+    const cpu = await runToEnd('generate.ts', [
+      '--model',
+      STORIES,
+      ...sampled,
+      ...filters,
+      '--device',
+      'cpu',
+    ]);
+    expect(gpu.code, gpu.stderr).toBe(0);
+    expect(cpu.code, cpu.stderr).toBe(0);
+    // The GPU computes in f32 and the CPU's reference in f64: they could differ at a near-tie of two
+    // tokens' noisy scores (within about 1e-5), which these 64 draws do not have.
+    expect(gpu.stdout).toBe(cpu.stdout);
+    expect(gpu.stdout).not.toBe(`${await expectedGreedyIds()}\n`);
+  });
+
   it('downloads a hub id from the hub (HF_ENDPOINT) into the cache (HF_HUB_CACHE), then generates', async () => {
     const files = {
       'config.json': await readFile(join(STORIES, 'config.json'), 'utf8'),
