@@ -1,6 +1,6 @@
 /**
- * Streaming generation: prefill the prompt in one forward pass, then decode one token at a time with the
- * KV cache, yielding each token with the text it completes.
+ * Streaming generation: prefill the prompt (in passes of at most 512 tokens), then decode one token at a
+ * time with the KV cache, yielding each token with the text it completes.
  * @module
  */
 import { fromArray, type Tensor } from '@proj/core';
@@ -29,6 +29,12 @@ export interface GenerateOptions extends SamplingOptions {
   stopStrings?: readonly string[];
   /** Stops generation (the iterator throws the signal's reason). */
   signal?: AbortSignal;
+  /**
+   * The most prompt tokens run in one forward pass (default 512, `PREFILL_CHUNK`): a longer prompt is
+   * prefilled in passes of this many, so that the memory it takes does not grow with its length
+   * ({@link Llama.prefill}).
+   */
+  prefillChunk?: number;
 }
 
 /** One generated token. */
@@ -129,7 +135,7 @@ export async function* generate(
   const cache = model.createCache(Math.min(model.contextLength, ids.length + maxNew));
   const token = fromArray(Int32Array.of(0), [1], { dtype: 'i32', device: model.device }); // [1]
   try {
-    const logits = model.forward(ids, cache); // [1, V]: the last prompt position
+    const logits = model.prefill(ids, cache, options.prefillChunk); // [1, V]: the last prompt position
     if (sampler) sampler.sample(logits, token);
     else argmax(logits, { into: token });
     logits.dispose();
