@@ -250,7 +250,7 @@ export class TokenSampler {
   readonly #vocab: number;
   readonly #gpu: GpuSamplerState | undefined;
   readonly #seenOnHost: Uint8Array | undefined;
-  #draws = 0;
+  #draws = 0; // on the CPU; a GPU counts its draws in its state buffer (replayed draws run no code here)
   #disposed = false;
   /** Tokens per workgroup of the per-chunk kernels. */
   readonly #chunk: number;
@@ -280,17 +280,15 @@ export class TokenSampler {
     }
   }
 
-  /** Draws made so far. */
-  get draws(): number {
-    return this.#draws;
-  }
-
   /** Whether {@link TokenSampler.dispose} has run. */
   get disposed(): boolean {
     return this.#disposed;
   }
 
-  /** Marks `ids` as seen, for the repetition penalty (a prompt's ids; drawn ids are marked by the draw). */
+  /**
+   * Marks `ids` as seen, for the repetition penalty: a prompt's ids, before the first draw (each draw marks
+   * the id it draws itself).
+   */
   see(ids: readonly number[]): void {
     this.#checkAlive();
     for (const id of ids) {
