@@ -266,8 +266,9 @@ export function lanesAttentionFits(caps: GpuCaps, headDim: number): boolean {
  * Tokens per workgroup of `TokenSampler`'s per-chunk kernels, for a vocabulary of `vocab`: 4096 on GPUs
  * (32 workgroups for Llama 3's 128256: many in flight, each short); on software adapters a quarter of the
  * vocabulary, rounded up to a multiple of 4096, because each workgroup of 256 invocations costs a driver
- * its barriers' coroutine switches. A draw over 128256 logits with the default options on lavapipe: 3.5 ms
- * in chunks of 4096, 2.6 in 8192, 2.4 in 16384, 2.0-2.1 in 32768 and 65536, 3.2 in one chunk.
+ * its barriers' coroutine switches. A draw over 128256 logits on lavapipe, with the default options / with
+ * top-k 40: 2.5 / 4.0 ms in chunks of 4096, 1.4 / 2.3 in 16384, 1.2-1.6 / 2.1-2.2 in 32768, 1.4 / 2.6 in
+ * one chunk.
  */
 export function sampleChunk(caps: GpuCaps, vocab: number): number {
   const unit = 4096;

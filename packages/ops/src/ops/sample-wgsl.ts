@@ -22,8 +22,14 @@ import { BEST_OF_WORKGROUP_WGSL, ORDER_KEYS_WGSL } from './order-wgsl.js';
 /** One kernel of the sequence. */
 export type SamplePhase = 'max' | 'start' | 'hist' | 'scan' | 'draw' | 'finish';
 
-/** Words of the histogram: 1024 bins of (count, mass low word, mass high word). */
-export const HIST_WORDS = 3 * 1024;
+/** The histogram's bins: 1024 of (count, mass low word, mass high word). */
+const BIN_WORDS = 3 * 1024;
+
+/**
+ * Words of the histogram: the bins, then the mass (low, high) of the kept tokens that top-p skips as too
+ * small to reach its cut (see `floor` in `sample.ts`).
+ */
+export const HIST_WORDS = BIN_WORDS + 2;
 
 /** Words of the sampler's state buffer; `COUNTER` is the draw counter, which persists between draws. */
 export const STATE = {
@@ -47,7 +53,7 @@ export const SELECT = { COUNT: 0, MASS: 1 } as const;
 
 const PARAMS = `struct Params {
   n: u32, chunk: u32, chunks: u32, shift: u32, mode: u32, last: u32, top_k: u32, seed: u32,
-  temperature: f32, top_p: f32, min_p: f32, penalty: f32,
+  temperature: f32, top_p: f32, min_p: f32, penalty: f32, floor: f32,
 }`;
 
 // The penalised logit of token i (the repetition penalty divides positive logits of seen tokens and
@@ -205,28 +211,46 @@ ${SCORE(penalty)}
 ${FIXED}
 var<workgroup> local: array<atomic<u32>, ${HIST_WORDS}>; // zeroed at the start, as all workgroup memory
 var<workgroup> skip: u32;
+// Adds a 64-bit value to the (low, high) words of local starting at word "at", carrying into the high word.
+fn add_local64(at: u32, v: vec2u) {
+  let old = atomicAdd(&local[at], v.x);
+  atomicAdd(&local[at + 1u], v.y + select(0u, 1u, old + v.x < old));
+}
 ${MAIN(256)} {
   ${chunk}
   ${SKIP_UNLESS_NEEDED(`state[${S.DONE}] | state[${S.RESOLVED}]`)}
   let max = bitcast<f32>(state[${S.MAX}]);
   let prefix = state[${S.PREFIX}];
   let mask = state[${S.MASK}];
-  let tau = select(0u, state[${S.TAU}], p.mode == ${SELECT.MASS}u); // top-p looks only at kept tokens
+  let mass_mode = p.mode == ${SELECT.MASS}u;
+  let tau = select(0u, state[${S.TAU}], mass_mode); // top-p looks only at kept tokens
+  let floor = select(0u, bitcast<u32>(p.floor), mass_mode);
+  var below = 0.0; // the mass of this invocation's kept tokens under the floor (summed in order: the same every run)
   for (var i = first + lid; i < end; i += 256u) {
     let pr = prob(score(i), max);
     let key = bitcast<u32>(pr); // probabilities are >= 0, so their bits are in their order
+    if (key < floor) {
+      if (key >= tau) { below += pr; }
+      continue;
+    }
     if ((key & mask) == prefix && key >= tau) {
       let d = 3u * ((key >> p.shift) & 1023u);
       atomicAdd(&local[d], 1u);
-      if (p.mode == ${SELECT.MASS}u) { // top-k needs only the counts
-        let f = fixed(pr);
-        let old = atomicAdd(&local[d + 1u], f.x);
-        atomicAdd(&local[d + 2u], f.y + select(0u, 1u, old + f.x < old));
+      if (mass_mode) { // top-k needs only the counts
+        add_local64(d + 1u, fixed(pr));
       }
     }
   }
+  if (below > 0.0 && p.shift == 20u) { add_local64(${BIN_WORDS}u, fixed(below)); }
   workgroupBarrier();
-  for (var d = 3u * lid; d < ${HIST_WORDS}u; d += 768u) {
+  if (lid == 0u) {
+    let mass = vec2u(atomicLoad(&local[${BIN_WORDS}u]), atomicLoad(&local[${BIN_WORDS + 1}u]));
+    if (mass.x != 0u || mass.y != 0u) {
+      let old = atomicAdd(&hist[${BIN_WORDS}u], mass.x);
+      atomicAdd(&hist[${BIN_WORDS + 1}u], mass.y + select(0u, 1u, old + mass.x < old));
+    }
+  }
+  for (var d = 3u * lid; d < ${BIN_WORDS}u; d += 768u) {
     let count = atomicLoad(&local[d]);
     if (count == 0u) { continue; }
     atomicAdd(&hist[d], count);
@@ -238,7 +262,7 @@ ${MAIN(256)} {
     case 'scan':
       return `${head}
 ${FIXED}
-var<workgroup> bins: array<u32, ${HIST_WORDS}>; // (count, mass low, mass high) of each bin
+var<workgroup> bins: array<u32, ${HIST_WORDS}>; // (count, mass low, mass high) of each bin, the mass below
 var<workgroup> groups: array<u32, 768>; // the same of each group of 4 bins
 var<workgroup> skip: u32;
 // One step of the walk from the top bin down: whether the select's token (the need-th, or the one at which
@@ -270,7 +294,7 @@ ${MAIN(256)} {
   if (state[${S.RESOLVED}] == 0u) {
     var goal = vec2u(state[${S.GOAL_LO}], state[${S.GOAL_HI}]);
     if (p.mode == ${SELECT.MASS}u && p.shift == 20u) { // the first round sees all kept tokens: their mass
-      var total = vec2u(0u);
+      var total = vec2u(bins[${BIN_WORDS}u], bins[${BIN_WORDS + 1}u]); // the tokens under the floor
       for (var g = 0u; g < 256u; g++) { total = add64(total, vec2u(groups[3u * g + 1u], groups[3u * g + 2u])); }
       goal = fixed(p.top_p * unfixed(total));
     }
@@ -298,6 +322,8 @@ ${MAIN(256)} {
     }
     let value = state[${S.PREFIX}] | (digit << p.shift);
     state[${S.PREFIX}] = value;
+    // Taken whole, the bin's lowest value would also keep the tokens under top-p's floor that share it
+    // (they were not counted): the floor keeps them out.
     state[${S.MASK}] |= 1023u << p.shift;
     state[${S.NEED}] = need;
     state[${S.GOAL_LO}] = goal.x;
@@ -305,7 +331,7 @@ ${MAIN(256)} {
     // A bin taken whole needs no finer digits: its lowest value (the prefix with zeros below) keeps exactly it.
     if (!found || whole || p.shift == 0u) {
       state[${S.RESOLVED}] = 1u;
-      state[${S.VALUE}] = select(0u, value, found);
+      state[${S.VALUE}] = select(0u, select(value, max(value, bitcast<u32>(p.floor)), p.mode == ${SELECT.MASS}u), found);
     }
   }
   if (p.last != 0u) { // the select's last round: its value joins the threshold; the next select starts afresh

@@ -264,6 +264,26 @@ describe('sampling on WebGPU matches the CPU reference', () => {
     greedy.dispose();
   });
 
+  it('top-p counts the mass of the many tokens under its floor, which the histograms skip', async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    // One token with p = 1, 20 with p near 0.05, and the rest of Llama 3's vocabulary at 9e-7, under the floor
+    // of (1 - 0.5) / 4V = 9.7e-7 but 0.115 of mass together: with it, top-p 0.5 needs the first token and
+    // two of the 20; without it, the first alone.
+    const n = 128256;
+    const logits = new Float32Array(n).fill(Math.log(9e-7));
+    logits[70000] = 0;
+    for (let j = 0; j < 20; j++) logits[1000 * j + 7] = Math.log(0.05 * (1 - j / 100));
+    const settings = samplingSettings({ temperature: 1, topP: 0.5, seed: 3 });
+    const s = sampler(gpu, n, settings);
+    const got = await draws(s, logits, 24);
+    const expected = got.map((_, draw) => sampleReference(logits, settings, draw).id);
+    expect(got).toEqual(expected);
+    expect([...new Set(expected)].sort()).toEqual([7, 70000]); // the top token and the larger of the two
+    s.dispose();
+  });
+
   it('keeps every token tied at a threshold, and draws each of them', async ({ skip }) => {
     if (!gpu) return skip('no WebGPU adapter');
     const logits = new Float32Array(5000).fill(-3);

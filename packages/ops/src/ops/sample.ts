@@ -338,6 +338,11 @@ export class TokenSampler {
     const chunk = this.#chunk;
     const chunks = Math.ceil(V / chunk);
     const penalty = !!g.seen;
+    // Top-p's floor: the kept tokens under (1 - topP) / 4V hold less than (1 - topP) / 4 of the kept mass
+    // (which is at least 1, the most likely token's), so those at or above it hold more than topP of it and
+    // the cut is never under it. The histograms skip them, only adding up their mass for the total: for a
+    // trained model's logits nearly all of the vocabulary, which would otherwise crowd into the low bins.
+    const floor = (1 - o.topP) / (4 * V);
     const tensors: Record<string, Tensor | undefined> = { x: logits, ids, ...g };
     const run = (phase: SamplePhase, workgroups: number, shift = 0, mode = 0, last = false) =>
       device.dispatch({
@@ -358,6 +363,7 @@ export class TokenSampler {
           .f32(o.topP)
           .f32(o.minP)
           .f32(o.repetitionPenalty)
+          .f32(floor)
           .data(),
         workgroups: grid(workgroups, device.caps.maxWorkgroupsPerDimension),
       });
