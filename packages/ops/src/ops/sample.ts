@@ -138,7 +138,8 @@ export function sampleReference(
   if (o.temperature === 0)
     return { id: best, margin: Number.POSITIVE_INFINITY, gap: Number.POSITIVE_INFINITY };
 
-  const probs = scores.map((s) => Math.exp((s - max) / o.temperature));
+  const probs = new Float64Array(scores.length); // a loop: TypedArray.map with a closure took twice as long
+  for (let i = 0; i < probs.length; i++) probs[i] = Math.exp((scores[i]! - max) / o.temperature);
   let threshold = o.minP;
   let gap = Number.POSITIVE_INFINITY;
   if (o.minP > 0) for (const p of probs) gap = Math.min(gap, Math.abs(p - o.minP) / o.minP);
