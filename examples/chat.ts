@@ -1,10 +1,10 @@
 /**
  * `pnpm chat --model <dir or hub id>`: a terminal chat with a Llama 3 instruct model. The conversation is
- * kept across turns (the oldest turns are dropped when it outgrows the context); answers stream as they are
- * generated. Ctrl-C during an answer stops that answer; at the prompt it quits, as do `/exit` and end of input.
+ * kept across turns (the oldest turns are dropped when it outgrows the context), and so is its KV cache, so
+ * that each turn runs only its new message; answers stream as they are generated. Ctrl-C during an answer stops that answer; at the prompt it quits, as do `/exit` and end of input.
  */
 import { createInterface, type Interface } from 'node:readline';
-import { chat, type GenerateOptions, type Llama } from '@proj/llama3';
+import { chat, type GenerateOptions, type Llama, PromptCache } from '@proj/llama3';
 import { type ChatMessage, encodeChat, type Tokenizer } from '@proj/tokenizer';
 import { numberArg, parseCommandLine, UsageError } from './cli/args.js';
 import { DEVICE_HELP, openDevice } from './cli/device.js';
@@ -118,6 +118,8 @@ async function converse(
   const start: ChatMessage[] = system ? [{ role: 'system', content: system }] : [];
   const messages = [...start];
   const room = Math.min(options.maxNewTokens ?? 512, Math.floor(model.contextLength / 2));
+  // The KV cache outlives each answer: a turn runs only its new message, not the conversation again.
+  const promptCache = new PromptCache(model);
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
   const lines = new Lines(rl);
   let answering: AbortController | undefined;
@@ -150,7 +152,12 @@ async function converse(
       }
       answering = new AbortController();
       const seed = (options.seed ?? 0) + turn;
-      const answer = await streamAnswer(model, messages, { ...options, seed, tokenizer }, answering.signal);
+      const answer = await streamAnswer(
+        model,
+        messages,
+        { ...options, seed, tokenizer, promptCache },
+        answering.signal,
+      );
       answering = undefined;
       // The history keeps what the user saw, a stopped answer included.
       messages.push({ role: 'assistant', content: answer.text });
@@ -163,6 +170,7 @@ async function converse(
     process.stdout.write('\n');
     process.off('SIGINT', interrupt);
     rl.close();
+    promptCache.dispose();
   }
 }
 

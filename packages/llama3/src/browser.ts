@@ -10,6 +10,7 @@ export * from './config.js';
 export * from './generate.js';
 export * from './model.js';
 export * from './presets.js';
+export * from './prompt-cache.js';
 export * from './random-model.js';
 export * from './reference.js';
 export * from './rope-frequencies.js';

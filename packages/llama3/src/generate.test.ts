@@ -1,4 +1,4 @@
-import { cpu, tensor } from '@proj/core';
+import { cpu, cpuData, tensor } from '@proj/core';
 import { argmax, GpuGraph, TokenSampler, type WebGpuDevice } from '@proj/ops';
 import { testDevice } from '@proj/ops/testing';
 import { loadTokenizer, type Tokenizer } from '@proj/tokenizer';
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { LlamaConfig } from './config.js';
 import { chat, generate, generateText } from './generate.js';
 import type { Llama } from './model.js';
+import { PromptCache } from './prompt-cache.js';
 import { randomLlama } from './random-model.js';
 
 /** A tiny model over the real Llama 3 vocabulary, so that its (random) output can be decoded to text. */
@@ -151,6 +152,97 @@ describe('generate', () => {
     const { ids } = await collect(chat(model, messages, { tokenizer, temperature: 0, maxNewTokens: 5 }));
     expect(ids.every((id) => id !== tokenizer.specialTokenId('<|eot_id|>'))).toBe(true);
   });
+});
+
+describe('generate with a promptCache: a conversation prefills only its new tokens', () => {
+  let gpu: WebGpuDevice | undefined;
+  beforeAll(async () => {
+    gpu = await testDevice();
+  });
+  afterAll(() => gpu?.destroy());
+  const config = { ...TINY_LLAMA3, vocabSize: 300 };
+  const first = [1, 2, 3, 4];
+
+  it.for(['cpu', 'webgpu'] as const)(
+    'on %s: the next turn runs only what follows, with the ids of a fresh start',
+    async (kind, { skip }) => {
+      const device = kind === 'cpu' ? cpu : gpu;
+      if (!device) return skip('no WebGPU adapter');
+      const model = randomLlama(config, { seed: 8, device });
+      for (const sampling of [{ temperature: 0 }, { temperature: 0.9, seed: 4, repetitionPenalty: 1.2 }]) {
+        const options = { ...sampling, maxNewTokens: 6, stopIds: [] };
+        const promptCache = new PromptCache(model);
+        const turn1 = await collect(generate(model, first, { ...options, promptCache }));
+        // What the cache holds: the prompt and the answer, as far as steps ran with them (the last id read
+        // was never an input).
+        expect(promptCache.ids).toEqual([...first, ...turn1.ids].slice(0, promptCache.cache.length));
+        expect(promptCache.ids).toHaveLength(first.length + 5);
+        const second = [...first, ...turn1.ids, 9, 10, 11];
+        const prefill = vi.spyOn(model, 'prefill');
+        const turn2 = await collect(generate(model, second, { ...options, promptCache }));
+        expect(prefill.mock.calls[0]![0]).toEqual(second.slice(first.length + 5)); // the last answer token, 9, 10, 11
+        // The same prompt again: all of it is in the cache but its last token, which must run for the logits.
+        await collect(generate(model, second, { ...options, promptCache }));
+        expect(prefill.mock.calls[1]![0]).toEqual(second.slice(-1));
+        // A prompt that shares only the first two tokens reuses those.
+        const other = [1, 2, 7, 7, 7];
+        const turn3 = await collect(generate(model, other, { ...options, promptCache }));
+        expect(prefill.mock.calls[2]![0]).toEqual([7, 7, 7]);
+        prefill.mockRestore();
+        expect(turn2.ids).toEqual((await collect(generate(model, second, options))).ids);
+        expect(turn3.ids).toEqual((await collect(generate(model, other, options))).ids);
+        promptCache.dispose();
+      }
+      const foreign = new PromptCache(randomLlama(config, { seed: 9, device }));
+      await expect(collect(generate(model, first, { promptCache: foreign }))).rejects.toThrow(
+        'generate: the promptCache belongs to another model',
+      );
+      foreign.model.dispose();
+      foreign.dispose();
+      model.dispose();
+    },
+  );
+
+  it.for(['cpu', 'webgpu'] as const)(
+    'on %s: a stop keeps what was read; a failure empties the cache',
+    async (kind, { skip }) => {
+      const device = kind === 'cpu' ? cpu : gpu;
+      if (!device) return skip('no WebGPU adapter');
+      const model = randomLlama(config, { seed: 8, device });
+      const promptCache = new PromptCache(model);
+      const stop = new AbortController();
+      const read: number[] = [];
+      const run = generate(model, first, {
+        temperature: 0,
+        maxNewTokens: 20,
+        stopIds: [],
+        promptCache,
+        signal: stop.signal,
+      });
+      await expect(
+        (async () => {
+          for await (const t of run) {
+            read.push(t.id);
+            if (read.length === 3) stop.abort(new Error('enough'));
+          }
+        })(),
+      ).rejects.toThrow('enough');
+      expect(promptCache.ids).toEqual([...first, ...read]);
+      // Broken logits (the final norm's weight made NaN) fail the generation: nothing it wrote is kept.
+      const norm = model.weights.norm;
+      if (kind === 'cpu') cpuData(norm).fill(norm.dtype === 'f32' ? Number.NaN : 0xffff);
+      else gpu!.write(norm.storage, 0, new Uint8Array(norm.storage.byteLength).fill(0xff));
+      await expect(
+        collect(generate(model, [...first, ...read, 5], { temperature: 0.7, promptCache })),
+      ).rejects.toThrow(
+        kind === 'cpu' ? "the model's output is broken" : "sampling: the model's output is broken",
+      );
+      expect(promptCache.ids).toEqual([]);
+      expect(promptCache.cache.length).toBe(0);
+      promptCache.dispose();
+      model.dispose();
+    },
+  );
 });
 
 describe('generation memory on WebGPU', () => {

@@ -13,6 +13,7 @@ import {
   type Tokenizer,
 } from '@proj/tokenizer';
 import type { Llama } from './model.js';
+import type { PromptCache } from './prompt-cache.js';
 import type { SamplingOptions } from './sampler.js';
 
 /** Options of {@link generate}. */
@@ -29,6 +30,11 @@ export interface GenerateOptions extends SamplingOptions {
   stopStrings?: readonly string[];
   /** Stops generation (the iterator throws the signal's reason). */
   signal?: AbortSignal;
+  /**
+   * A KV cache kept between generations: the part of the prompt it already holds is not run again, and it
+   * keeps the prompt and the generated tokens for the next call (a conversation's next turn).
+   */
+  promptCache?: PromptCache;
   /**
    * The most prompt tokens run in one forward pass (default 512, `PREFILL_CHUNK`): a longer prompt is
    * prefilled in passes of this many, so that the memory it takes does not grow with its length
@@ -114,9 +120,12 @@ export async function* generate(
   if (ids.length === 0) throw new Error('generate: the prompt is empty');
   if (!(Number.isInteger(maxNew) && maxNew >= 0))
     throw new Error(`generate: maxNewTokens must be a non-negative integer, got ${maxNew}`);
-  if (ids.length >= model.contextLength) {
+  const kept = options.promptCache;
+  if (kept && kept.model !== model) throw new Error('generate: the promptCache belongs to another model');
+  const room = kept ? kept.cache.capacity : model.contextLength;
+  if (ids.length >= room) {
     throw new Error(
-      `generate: the prompt has ${ids.length} tokens, but the context holds ${model.contextLength} (room is needed for at least one new token)`,
+      `generate: the prompt has ${ids.length} tokens, but the ${kept ? "promptCache's cache" : 'context'} holds ${room} (room is needed for at least one new token)`,
     );
   }
   if (maxNew === 0) return;
@@ -132,10 +141,13 @@ export async function* generate(
   const stopIds = new Set(options.stopIds ?? model.config.eosTokenIds);
   const decoder = options.tokenizer ? new StreamingDecoder(options.tokenizer) : undefined;
   const stops = new StopStringFilter(options.stopStrings ?? []);
-  const cache = model.createCache(Math.min(model.contextLength, ids.length + maxNew));
+  const cache = kept?.cache ?? model.createCache(Math.min(model.contextLength, ids.length + maxNew));
+  const reused = kept?.reuse(ids) ?? 0; // positions of the prompt already in the cache
   const token = fromArray(Int32Array.of(0), [1], { dtype: 'i32', device: model.device }); // [1]
+  const read: number[] = []; // the ids read back, in order: with the prompt, what the cache holds
+  let failed = false;
   try {
-    const logits = model.prefill(ids, cache, options.prefillChunk); // [1, V]: the last prompt position
+    const logits = model.prefill(ids.slice(reused), cache, options.prefillChunk); // [1, V]: the last position
     if (sampler) sampler.sample(logits, token);
     else argmax(logits, { into: token });
     logits.dispose();
@@ -152,6 +164,7 @@ export async function* generate(
         recorded++;
       }
       const id = await pending.shift()!;
+      read.push(id);
       options.signal?.throwIfAborted();
       if (id < 0)
         throw new Error(
@@ -168,9 +181,14 @@ export async function* generate(
     }
     const rest = stops.flush() + (decoder?.flush() ?? '');
     if (rest) yield { id: -1, text: rest };
+  } catch (error) {
+    failed = !options.signal?.aborted; // stopped on request, the ids read are what the cache holds
+    throw error;
   } finally {
     token.dispose(); // steps recorded past a stop: their reads complete on their own
-    cache.dispose();
+    if (!kept) cache.dispose();
+    else if (failed) kept.clear();
+    else kept.hold([...ids, ...read]);
     sampler?.dispose();
   }
 }

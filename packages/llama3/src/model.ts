@@ -96,6 +96,11 @@ export class LlamaCache {
     for (const c of this.layers) c.reset();
     this.dropDecodeGraph();
   }
+  /** Forgets the positions from `length` on: the next tokens go at `length`. */
+  truncate(length: number): void {
+    for (const c of this.layers) c.truncate(length);
+    this.dropDecodeGraph();
+  }
   /** Frees the cache memory. */
   dispose(): void {
     for (const c of this.layers) c.dispose();

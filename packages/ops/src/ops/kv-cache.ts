@@ -210,6 +210,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     this.#length = 0;
   }
 
+  /**
+   * Forgets the positions from `length` on, keeping the first `length` (a prompt's prefix that the next
+   * sequence shares): the rows after it are written again by the next append.
+   */
+  truncate(length: number): void {
+    checkShape(
+      Number.isSafeInteger(length) && length >= 0 && length <= this.#length,
+      'KvCache.truncate',
+      () => `length = ${length} must be an integer in [0, ${this.#length}] (the positions filled)`,
+    );
+    this.#length = length;
+  }
+
   /** Frees the keys and values. */
   dispose(): void {
     this.k.dispose();
