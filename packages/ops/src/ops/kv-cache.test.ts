@@ -57,6 +57,21 @@ describe('KvCache on the CPU', () => {
     expect([...(await rows(cache.k, 0, 2))]).toEqual([0, -1, 3, 4]);
   });
 
+  it('truncate(n) keeps the first n rows; the next append writes from row n', async () => {
+    using cache = new KvCache(cpu, { maxSeq: 6, kvHeads: 1, headDim: 2 });
+    cache.append(tensor([1, 2, 3, 4, 5, 6], [3, 1, 2]), tensor([7, 8, 9, 10, 11, 12], [3, 1, 2]));
+    cache.truncate(1);
+    expect(cache.length).toBe(1);
+    cache.append(tensor([-1, -2], [1, 1, 2]), tensor([-3, -4], [1, 1, 2]));
+    expect(cache.length).toBe(2);
+    expect([...(await rows(cache.k, 0, 2))]).toEqual([1, 2, -1, -2]);
+    expect([...(await rows(cache.v, 0, 2))]).toEqual([7, 8, -3, -4]);
+    expect(() => cache.truncate(3)).toThrow('KvCache.truncate: length = 3 must be an integer in [0, 2]');
+    expect(() => cache.truncate(-1)).toThrow('KvCache.truncate');
+    cache.truncate(0);
+    expect(cache.length).toBe(0);
+  });
+
   it('decode with the cache equals a full causal recompute', async () => {
     await decodeMatchesFull(cpu, 5, 12);
   });
