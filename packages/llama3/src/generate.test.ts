@@ -371,17 +371,22 @@ describe('generation memory on WebGPU', () => {
     model.dispose();
   });
 
-  it('generating 1000 tokens twice allocates nothing new the second time', async ({ skip }) => {
-    if (!gpu) return skip('no WebGPU adapter');
-    const config = { ...TINY_LLAMA3, vocabSize: 300, maxPositions: 2048 };
-    const model = randomLlama(config, { seed: 2, device: gpu });
-    const run = () =>
-      collect(generate(model, [1, 2, 3], { temperature: 0, maxNewTokens: 1000, stopIds: [] }));
-    expect((await run()).ids).toHaveLength(1000);
-    const after1 = { ...gpu.memory };
-    expect((await run()).ids).toHaveLength(1000);
-    expect(gpu.memory.created).toBe(after1.created);
-    expect(gpu.memory.liveBytes).toBe(after1.liveBytes);
-    model.dispose();
-  });
+  it.for([
+    ['greedy', { temperature: 0 }],
+    ['sampled', { temperature: 0.8, repetitionPenalty: 1.1 }],
+  ] as const)(
+    'generating 1000 tokens twice allocates nothing new the second time (%s)',
+    async ([, sampling], { skip }) => {
+      if (!gpu) return skip('no WebGPU adapter');
+      const config = { ...TINY_LLAMA3, vocabSize: 300, maxPositions: 2048 };
+      const model = randomLlama(config, { seed: 2, device: gpu });
+      const run = () => collect(generate(model, [1, 2, 3], { ...sampling, maxNewTokens: 1000, stopIds: [] }));
+      expect((await run()).ids).toHaveLength(1000);
+      const after1 = { ...gpu.memory };
+      expect((await run()).ids).toHaveLength(1000);
+      expect(gpu.memory.created).toBe(after1.created);
+      expect(gpu.memory.liveBytes).toBe(after1.liveBytes);
+      model.dispose();
+    },
+  );
 });
