@@ -4,7 +4,7 @@
  * back between the steps so the commentary can quote them.
  */
 import { formatShape, scope, type Tensor } from '@proj/core';
-import { argmax, narrow, topk } from '@proj/ops';
+import { argmax, narrow, sampleReference, samplingSettings, topk } from '@proj/ops';
 import { silent } from './narrate.js';
 import { floats, maxAbsDiff, num, row } from './numbers.js';
 import { piece, type TokenText } from './text.js';
@@ -149,12 +149,12 @@ async function pictureOf(tour: Tour, i: number, head: number, x: Tensor): Promis
   return probs;
 }
 
-/** The last row's top 5 and the greedy choice. */
+/** The last row's top 5 and the greedy choice, and what sampling would draw instead. */
 async function nextToken(tour: Tour, text: TokenText, logits: Tensor): Promise<number> {
   const S = logits.shape[0]!;
-  const { best, values, indices } = scope(() => {
+  const { last, best, values, indices } = scope(() => {
     const last = narrow(logits, 0, S - 1, 1); // [S, V] -> [1, V]
-    return { best: argmax(last), ...topk(last, 5) };
+    return { last, best: argmax(last), ...topk(last, 5) };
   });
   tour.log.step({
     key: 'next_token',
@@ -167,6 +167,14 @@ async function nextToken(tour: Tour, text: TokenText, logits: Tensor): Promise<n
   const top = Array.from(ix, (t, k) => `${piece(text, t)} ${num(v[k]!, 2)}`);
   tour.log.say(`      top 5: ${top.join(', ')}`);
   tour.log.say(`      next token: ${id[0]} ${piece(text, id[0]!)}; logits ${formatShape(logits.shape)}`);
-  for (const t of [best, values, indices]) t.dispose();
+  // generate's default samples instead: p = softmax(logits / 0.6), keep the most likely tokens holding 0.9 of
+  // it, draw one of them with its probability (TokenSampler in @proj/ops, on the device).
+  const settings = samplingSettings({});
+  const row = await floats(last);
+  const draws = Array.from({ length: 5 }, (_, draw) => sampleReference(row, settings, draw));
+  tour.log.say(
+    `      sampled instead (temperature 0.6, top-p 0.9): ${draws[0]!.kept} of ${row.length} tokens kept; five draws: ${draws.map((d) => piece(text, d.id)).join(', ')}`,
+  );
+  for (const t of [last, best, values, indices]) t.dispose();
   return id[0]!;
 }

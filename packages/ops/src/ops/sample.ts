@@ -99,6 +99,8 @@ export interface SampleDetails {
    * `topP` instead.)
    */
   gap: number;
+  /** How many tokens the filters kept (1 at temperature 0). */
+  kept: number;
 }
 
 /**
@@ -136,7 +138,7 @@ export function sampleReference(
     throw new Error(`sampling: no token to choose (${scores.length} logits, none above -Infinity)`);
   }
   if (o.temperature === 0)
-    return { id: best, margin: Number.POSITIVE_INFINITY, gap: Number.POSITIVE_INFINITY };
+    return { id: best, margin: Number.POSITIVE_INFINITY, gap: Number.POSITIVE_INFINITY, kept: 1 };
 
   const probs = new Float64Array(scores.length); // a loop: TypedArray.map with a closure took twice as long
   for (let i = 0; i < probs.length; i++) probs[i] = Math.exp((scores[i]! - max) / o.temperature);
@@ -171,14 +173,16 @@ export function sampleReference(
   let id = -1;
   let first = Number.NEGATIVE_INFINITY;
   let second = Number.NEGATIVE_INFINITY;
+  let kept = 0;
   for (let i = 0; i < probs.length; i++) {
     const p = probs[i]!;
     if (!(p > 0 && p >= threshold)) continue;
+    kept++;
     const v = (scores[i]! - max) / o.temperature + gumbelNoise(o.seed, draw, i);
     if (v > first) [second, first, id] = [first, v, i];
     else if (v > second) second = v;
   }
-  return { id, margin: first - second, gap };
+  return { id, margin: first - second, gap, kept };
 }
 
 /**
