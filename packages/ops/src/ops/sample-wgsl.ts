@@ -4,15 +4,16 @@
  * draw (the draw counter, the seen flags) lives in device buffers that the kernels update themselves.
  *
  * The sequence (see `sample.ts` for the math they implement):
- * 1. `max` (one workgroup per chunk of the vocabulary: `sampleChunk` in `gpu/variants.ts`): each chunk's largest penalised logit, its index,
- *    and whether the chunk holds a NaN or +Infinity.
+ * 1. `max` (one workgroup per chunk of the vocabulary: `sampleChunk` in `gpu/variants.ts`): each chunk's
+ *    largest penalised logit, its index, and whether the chunk holds a NaN or +Infinity.
  * 2. `start` (one workgroup): the overall maximum; the result is decided here for broken logits (-1) and
  *    temperature 0 (the argmax). Clears the histogram and sets the threshold to `minP`.
  * 3. For top-k, then for top-p, three rounds of `hist` (every chunk counts its probabilities by 10 bits of
  *    their f32 bits, and sums them in 64-bit fixed point, so the sums are exact and the same on every run)
- *    and `scan` (one workgroup walks the 1024 bins from the top to the one holding the k-th token, or
- *    the top-p mass): a radix select of the threshold, finished early when a bin is taken whole. Top-p's
- *    rounds skip the tokens under its floor (see `sample.ts`), adding up only their mass.
+ *    and `scan` (one workgroup sums the bins in groups of 4, then one invocation walks the groups and
+ *    then the bins from the top to the one holding the k-th token, or the top-p mass): a radix select of
+ *    the threshold, finished early when a bin is taken whole. Top-p's rounds skip the tokens under its
+ *    floor (see `sample.ts`), adding up only their mass.
  * 4. `draw` (per chunk): among the kept tokens, the best of `log p + Gumbel noise`, the noise hashed
  *    from (seed, draw counter, token id); `finish` (one invocation): the best of the chunks, written to
  *    the ids tensor; the counter moves on and the token is marked seen.
