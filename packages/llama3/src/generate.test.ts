@@ -319,6 +319,30 @@ describe('generation memory on WebGPU', () => {
     model.dispose();
   });
 
+  it('a generation that fails before its first token (an id outside the vocabulary, a device error) frees what it made', async ({
+    skip,
+  }) => {
+    if (!gpu) return skip('no WebGPU adapter');
+    const model = randomLlama({ ...TINY_LLAMA3, vocabSize: 300 }, { seed: 7, device: gpu });
+    const options = { temperature: 0.9, repetitionPenalty: 1.2, maxNewTokens: 4, stopIds: [] };
+    const inUse = () => gpu!.memory.liveBytes - gpu!.memory.pooledBytes;
+    await collect(generate(model, [1, 2], options)); // kernels compiled, the pool filled
+    await gpu.sync();
+    const before = inUse();
+    // The model's error names the id, before the sampler (made already, with a penalty to apply) sees it.
+    await expect(collect(generate(model, [1, 300], options))).rejects.toThrow(
+      'prefill: token id 300 is outside the vocabulary [0, 300)',
+    );
+    const prefill = vi.spyOn(model, 'prefill').mockImplementation(() => {
+      throw new Error('lost the device');
+    });
+    await expect(collect(generate(model, [1, 2], options))).rejects.toThrow('lost the device');
+    prefill.mockRestore();
+    await gpu.sync();
+    expect(inUse()).toBe(before); // the cache, the id tensor and the sampler's buffers
+    model.dispose();
+  });
+
   it('greedyStep / sampleStep refuse a disposed model, ids tensor or sampler, whose buffers a replay would still bind', async ({
     skip,
   }) => {

@@ -12,7 +12,7 @@ import {
   StreamingDecoder,
   type Tokenizer,
 } from '@proj/tokenizer';
-import type { Llama } from './model.js';
+import type { Llama, LlamaCache } from './model.js';
 import type { PromptCache } from './prompt-cache.js';
 import type { SamplingOptions } from './sampler.js';
 
@@ -134,20 +134,24 @@ export async function* generate(
   // back. The steps after the prompt's are recorded ahead of the ids read back (on a GPU, replayed): the
   // device always has a step queued while the host waits for an id (still one submit per token).
   const settings = samplingSettings(options); // validated even where unused
-  const sampler = isGreedy(settings)
-    ? undefined
-    : new TokenSampler(model.device, model.config.vocabSize, settings);
-  if (sampler && sampler.settings.repetitionPenalty !== 1) sampler.see(ids);
   const stopIds = new Set(options.stopIds ?? model.config.eosTokenIds);
   const decoder = options.tokenizer ? new StreamingDecoder(options.tokenizer) : undefined;
   const stops = new StopStringFilter(options.stopStrings ?? []);
-  const cache = kept?.cache ?? model.createCache(Math.min(model.contextLength, ids.length + maxNew));
-  const reused = kept?.reuse(ids) ?? 0; // positions of the prompt already in the cache
-  const token = fromArray(Int32Array.of(0), [1], { dtype: 'i32', device: model.device }); // [1]
+  // What holds device memory is made inside the `try`, so that a failure (an allocation over the device's
+  // limits, an id outside the vocabulary) frees whatever was made before it.
+  let cache: LlamaCache | undefined;
+  let token: Tensor<readonly [1], 'i32'> | undefined;
+  let sampler: TokenSampler | undefined;
   const read: number[] = []; // the ids read back, in order: with the prompt, what the cache holds
   let failed = false;
   try {
-    const logits = model.prefill(ids.slice(reused), cache, options.prefillChunk); // [1, V]: the last position
+    cache = kept?.cache ?? model.createCache(Math.min(model.contextLength, ids.length + maxNew));
+    const reused = kept?.reuse(ids) ?? 0; // positions of the prompt already in the cache
+    token = fromArray(Int32Array.of(0), [1], { dtype: 'i32', device: model.device });
+    if (!isGreedy(settings)) sampler = new TokenSampler(model.device, model.config.vocabSize, settings);
+    // [1, V]: the last position; prefill checks the ids first (the sampler would only name its own op).
+    const logits = model.prefill(ids.slice(reused), cache, options.prefillChunk);
+    if (sampler && sampler.settings.repetitionPenalty !== 1) sampler.see(ids);
     if (sampler) sampler.sample(logits, token);
     else argmax(logits, { into: token });
     logits.dispose();
@@ -185,8 +189,8 @@ export async function* generate(
     failed = !options.signal?.aborted; // stopped on request, the ids read are what the cache holds
     throw error;
   } finally {
-    token.dispose(); // steps recorded past a stop: their reads complete on their own
-    if (!kept) cache.dispose();
+    token?.dispose(); // steps recorded past a stop: their reads complete on their own
+    if (!kept) cache?.dispose();
     else if (failed) kept.clear();
     else kept.hold([...ids, ...read]);
     sampler?.dispose();
