@@ -5,7 +5,12 @@ export default defineConfig({
   resolve: { conditions: ['source', 'import', 'node', 'default'] },
   ssr: { resolve: { conditions: ['source', 'import', 'node', 'default'], externalConditions: ['source'] } },
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'examples/**/*.test.ts', 'docs/**/*.test.ts'],
+    include: [
+      'packages/*/src/**/*.test.ts',
+      'packages/*/bench/**/*.test.ts',
+      'examples/**/*.test.ts',
+      'docs/**/*.test.ts',
+    ],
     // Tests written for a browser run in `vitest.browser.config.ts` (headless Chromium) only.
     exclude: [...configDefaults.exclude, '**/*.browser.test.ts'],
     testTimeout: 120_000,

@@ -14,9 +14,12 @@
  * 6. `ops.dispatch.overhead_us`: the cost of one (empty) dispatch when many are batched in one submit.
  *
  * Kernel figures (1-4) are the median GPU time of several repetitions after a warm-up, from GPU timestamps
- * where the adapter has them, else wall clock from the submit to the end of the work (`kernelMs` in
- * `probe.ts`); the probe and the kernels it is compared with are timed the same way. The sampler (5) and
- * the dispatch cost (6) are wall clock, encoding included. Run it alone with `pnpm bench --only ops [--quick]`.
+ * where the adapter has them, else wall clock from the submit to the end of the work (`kernelTime` in
+ * `probe.ts`); the probe and the kernels it is compared with are timed the same way. The sampler (5) is
+ * wall clock from the submit, the dispatch cost (6) wall clock with the encoding. Every ratio is of two
+ * runs timed alternately, repetition by repetition (`interleavedMs`): the GEMVs with the probe, the GEMMs
+ * with the naive kernel, and so on, so that a shared machine's drift does not fall on one side of it.
+ * Run it alone with `pnpm bench --only ops [--quick]`.
  * @module
  */
 import { type DType, fromArray, Rng, Tensor, tensor } from '@proj/core';
@@ -36,7 +39,7 @@ import { linearWith } from '../src/ops/linear.js';
 import { packingOf, prepareLinearWeight } from '../src/ops/pack.js';
 import { argmax } from '../src/ops/reduce.js';
 import { TokenSampler } from '../src/ops/sample.js';
-import { kernelMs, kernelTiming, medianMs, probeReadBandwidth } from './probe.js';
+import { interleavedMs, kernelTiming, openReadProbe, type ReadProbe, submitTime, wallTime } from './probe.js';
 
 const MiB = 1024 * 1024;
 
@@ -102,12 +105,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   return new Tensor(storage, shape, dtype);
 }
 
-/** The GPU time of the `ops` ops that `run` records ({@link kernelMs}), per op. */
-async function perOpMs(device: WebGpuDevice, ops: number, run: () => void, reps: number): Promise<number> {
-  return (await kernelMs(device, run, reps)) / ops;
-}
-
-async function gemvResults(device: WebGpuDevice, quick: boolean, probe: number): Promise<BenchResult[]> {
+async function gemvResults(device: WebGpuDevice, quick: boolean, probe: ReadProbe): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   // What `linear` runs for one row of x on this adapter.
   const caps = device.caps;
@@ -127,19 +125,24 @@ async function gemvResults(device: WebGpuDevice, quick: boolean, probe: number):
     const run = () => {
       for (const w of ws) linearWith(x, w, {}).dispose();
     };
-    const ms = await perOpMs(device, copies, run, quick ? 3 : 7);
+    const reps = quick ? 3 : 7;
+    // The probe runs alongside, so the ratio compares reads made at the same moment (interleavedMs).
+    const timed = await interleavedMs(device, [run, probe.run], reps);
+    const ms = timed.ms[0]! / copies;
+    const gbs = bytes / ms / 1e6;
+    const probeGbs = probe.bytes / timed.ms[1]! / 1e6;
     // With timestamps, wall clock too: the difference is what each GEMV costs outside its kernel.
     const wallMs = device.caps.timestamps
-      ? (await medianMs(device, run, quick ? 3 : 7, { gpuOnly: true })) / copies
+      ? (await interleavedMs(device, [run], reps, submitTime)).ms[0]! / copies
       : ms;
-    const gbs = bytes / ms / 1e6;
     results.push({
       name: `ops.gemv.${n}x${k}.gb_s`,
       value: gbs,
       unit: 'GB/s',
-      baseline: probe,
-      ratio: gbs / probe,
-      info: `M = 1, bf16 W [${n}, ${k}] ${layout}, ${ms.toFixed(3)} ms by ${kernelTiming(device)} (${wallMs.toFixed(3)} ms by wall clock, ${copies} per submit); variant ${JSON.stringify(variant)}; baseline: the read probe`,
+      baseline: probeGbs,
+      // GEMV GB/s over probe GB/s, repetition by repetition.
+      ratio: ((bytes * copies) / probe.bytes) * timed.ratio(1, 0),
+      info: `M = 1, bf16 W [${n}, ${k}] ${layout}, ${ms.toFixed(3)} ms by ${kernelTiming(device)} (${wallMs.toFixed(3)} ms by wall clock, ${copies} per submit); variant ${JSON.stringify(variant)}; baseline: the read probe, timed alternately with it`,
     });
     for (const t of [x, ...ws]) t.dispose();
   }
@@ -155,31 +158,38 @@ async function gemmResults(device: WebGpuDevice, quick: boolean): Promise<BenchR
     const prepared = prepareLinearWeight(randomTensor(device, [n, k], 'bf16')); // the same values
     const layout = packingOf(prepared) ? 'packed' : 'row-major';
     const x = randomTensor(device, [m, k], 'f32');
-    const reps = quick ? 2 : 3;
+    const reps = quick ? 3 : 5;
     const flops = 2 * m * n * k;
-    const ms = await perOpMs(device, 1, () => linearWith(x, prepared, {}).dispose(), reps);
-    const naiveMs = await perOpMs(device, 1, () => linearWith(x, w, { gemm: NAIVE_GEMM }).dispose(), reps);
+    // Where the adapter multiplies f16 x in half precision (GemmVariant.f16): that too, against f32 x.
+    const half = gemmVariant(device.caps, m, true, 'f16');
+    const x16 = half.f16 ? randomTensor(device, [m, k], 'f16') : undefined;
+    const timed = await interleavedMs(
+      device,
+      [
+        () => linearWith(x, prepared, {}).dispose(),
+        () => linearWith(x, w, { gemm: NAIVE_GEMM }).dispose(),
+        ...(x16 ? [() => linearWith(x16, prepared, {}).dispose()] : []),
+      ],
+      reps,
+    );
+    const [ms, naiveMs] = timed.ms as [number, number];
     const gflops = flops / ms / 1e6;
-    const naive = flops / naiveMs / 1e6;
     results.push({
       name: `ops.gemm.${m}x${n}x${k}.gflops`,
       value: gflops,
       unit: 'GFLOPS',
-      baseline: naive,
-      ratio: gflops / naive,
-      info: `x [${m}, ${k}] f32 @ bf16 W [${n}, ${k}]^T ${layout}, ${ms.toFixed(1)} ms; variant ${JSON.stringify(variant)}; baseline: one output per invocation`,
+      baseline: flops / naiveMs / 1e6,
+      ratio: timed.ratio(1, 0),
+      info: `x [${m}, ${k}] f32 @ bf16 W [${n}, ${k}]^T ${layout}, ${ms.toFixed(1)} ms; variant ${JSON.stringify(variant)}; baseline: one output per invocation, timed alternately with it`,
     });
-    // Where the adapter multiplies f16 x in half precision (GemmVariant.f16): that, against the f32 figure.
-    const half = gemmVariant(device.caps, m, true, 'f16');
-    if (half.f16) {
-      const x16 = randomTensor(device, [m, k], 'f16');
-      const halfMs = await perOpMs(device, 1, () => linearWith(x16, prepared, {}).dispose(), reps);
+    if (x16) {
+      const halfMs = timed.ms[2]!;
       results.push({
         name: `ops.gemm.${m}x${n}x${k}.f16.gflops`,
         value: flops / halfMs / 1e6,
         unit: 'GFLOPS',
         baseline: gflops,
-        ratio: ms / halfMs,
+        ratio: timed.ratio(0, 2),
         info: `x [${m}, ${k}] f16 @ bf16 W [${n}, ${k}]^T, ${halfMs.toFixed(1)} ms; variant ${JSON.stringify(half)}; baseline: the f32 x above`,
       });
       x16.dispose();
@@ -213,23 +223,18 @@ async function attentionResults(device: WebGpuDevice, quick: boolean): Promise<B
     const flops = 4 * visible * heads * headDim;
     // Decode steps are short: 16 per repetition, as the layers of a decode step come in one submit.
     const ops = seq === 1 ? 16 : 1;
-    const time = (kernel: AttentionKernel) =>
-      perOpMs(
-        device,
-        ops,
-        () => {
-          for (let i = 0; i < ops; i++) attention(q, k, v, { offset, kernel }).dispose();
-        },
-        quick ? 2 : 3,
-      );
-    const ms = await time(chosen);
-    const baselineMs = other ? await time(other) : undefined;
+    const run = (kernel: AttentionKernel) => () => {
+      for (let i = 0; i < ops; i++) attention(q, k, v, { offset, kernel }).dispose();
+    };
+    const timed = await interleavedMs(device, [run(chosen), ...(other ? [run(other)] : [])], quick ? 2 : 3);
+    const ms = timed.ms[0]! / ops;
+    const baselineMs = other && timed.ms[1]! / ops;
     const gflops = flops / ms / 1e6;
     results.push({
       name: `ops.attention.${name}.gflops`,
       value: gflops,
       unit: 'GFLOPS',
-      ...(baselineMs && { baseline: flops / baselineMs / 1e6, ratio: baselineMs / ms }),
+      ...(baselineMs && { baseline: flops / baselineMs / 1e6, ratio: timed.ratio(1, 0) }),
       info: `q [${seq}, ${heads}, ${headDim}] over ${keys} keys of ${kvHeads} kv heads, causal: ${ms.toFixed(2)} ms with the '${chosen}' kernel${baselineMs ? `; baseline: '${other}', ${baselineMs.toFixed(2)} ms` : ''}`,
     });
     for (const t of [q, k, v]) t.dispose();
@@ -250,24 +255,25 @@ async function samplerResult(device: WebGpuDevice, quick: boolean): Promise<Benc
   const ids = fromArray(new Int32Array(1), [1], { dtype: 'i32', device });
   const sampler = new TokenSampler(device, vocab);
   const draws = 16;
-  const reps = quick ? 3 : 7;
   const repeat = (run: () => void) => () => {
     for (let i = 0; i < draws; i++) run();
   };
   // Wall clock of 16 per submit: a draw is 10 small dispatches, and timestamps would time each in a pass of
   // its own, which costs a GPU about 10 us apiece.
-  const timed = async (run: () => void) =>
-    (await medianMs(device, repeat(run), reps, { gpuOnly: true })) / draws;
-  const ms = await timed(() => sampler.sample(logits, ids));
-  const argmaxMs = await timed(() => argmax(logits, { into: ids }));
+  const timed = await interleavedMs(
+    device,
+    [repeat(() => sampler.sample(logits, ids)), repeat(() => argmax(logits, { into: ids }))],
+    quick ? 3 : 7,
+    submitTime,
+  );
   for (const t of [sampler, logits, ids]) t.dispose();
   return {
     name: `ops.sample.vocab${vocab}.ms`,
-    value: ms,
+    value: timed.ms[0]! / draws,
     unit: 'ms',
-    baseline: argmaxMs,
-    ratio: ms / argmaxMs,
-    info: 'one draw with the default options (temperature 0.6, top-p 0.9), wall clock of 16 per submit; baseline: argmax of the same logits, timed the same way',
+    baseline: timed.ms[1]! / draws,
+    ratio: timed.ratio(0, 1),
+    info: 'one draw with the default options (temperature 0.6, top-p 0.9), wall clock of 16 per submit; baseline: argmax of the same logits, timed alternately with it',
   };
 }
 
@@ -284,8 +290,13 @@ async function dispatchOverhead(device: WebGpuDevice, quick: boolean): Promise<B
       workgroups: [1],
     });
   // The cost of N dispatches minus the cost of one: the per-dispatch part, without the submit and wait.
-  const many = await medianMs(device, () => Array.from({ length: count }, empty), quick ? 3 : 7);
-  const one = await medianMs(device, empty, quick ? 3 : 7);
+  const timed = await interleavedMs(
+    device,
+    [() => Array.from({ length: count }, empty), empty],
+    quick ? 3 : 7,
+    wallTime,
+  );
+  const [many, one] = timed.ms as [number, number];
   out.free();
   const us = ((many - one) / (count - 1)) * 1000;
   return {
@@ -300,7 +311,7 @@ async function dispatchOverhead(device: WebGpuDevice, quick: boolean): Promise<B
 export const suite: BenchSuite = async ({ quick }) => {
   const device = await createWebGpuDevice();
   try {
-    const probe = await probeReadBandwidth(device, (quick ? 64 : 256) * MiB, quick ? 3 : 7);
+    const probe = await openReadProbe(device, (quick ? 64 : 256) * MiB, quick ? 3 : 7);
     const results: BenchResult[] = [
       {
         name: 'ops.probe.read_gb_s',
@@ -309,7 +320,8 @@ export const suite: BenchSuite = async ({ quick }) => {
         info: `best of the probe layouts (${probe.layout}) reading ${probe.bytes / MiB} MiB, timed by ${kernelTiming(device)} (as every kernel figure here); ${device.description}`,
       },
     ];
-    results.push(...(await gemvResults(device, quick, probe.gbPerSecond)));
+    results.push(...(await gemvResults(device, quick, probe)));
+    probe.free();
     results.push(...(await gemmResults(device, quick)));
     results.push(...(await attentionResults(device, quick)));
     results.push(await samplerResult(device, quick));

@@ -520,8 +520,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_id) lid: vec3u) {
   ${LINEAR_WORKGROUP}
   let n0 = ((wg % p.gx) * ${GN}u + lid.x) * ${TN}u;
-  // With one invocation along M, m0 is the same for the whole workgroup: x loads are then uniform, which
-  // software drivers turn into one scalar load instead of a gather per lane.
+  // With one invocation along M, m0 is the same for the whole workgroup and every lane reads the same x: a
+  // driver that sees uniform addresses loads it once (lavapipe 25 still loads it per lane, which is why its
+  // kernel shares x through the subgroup instead: see docs/benchmarks/ops.md).
   let m0 = ${GM === 1 ? `(wg / p.gx) * ${TM}u` : `((wg / p.gx) * ${GM}u + lid.y) * ${TM}u`};
   if (n0 >= p.n || m0 >= p.m) { return; }
   ${range(TN)
